@@ -1,0 +1,411 @@
+"""StyleGAN "multi-style mixing" on MNIST, in TensorFlow 2 / Keras 3.
+
+Read it next to the tutorial (`StyleGAN 混合多风格`, section 秀代码 "show the code") and the paper
+(Karras et al., 2019, "A Style-Based Generator Architecture for Generative Adversarial Networks").
+The layout follows the tutorial, which draws the block as in StyleGAN2's figure 2(c):
+
+    z [n, n_style, latent] --Map--> w [n, n_style, w_dim]        (one z per style layer)
+
+    const 7x7x128 -> AddNoise -> AdaNorm -> Style(64, no upsampling)  7x7   <- w[:, 0], noise
+                                         -> Style(64)                14x14 <- w[:, 1], noise
+                                         -> Style(64)                28x28 <- w[:, 2], noise
+                                         -> Conv 5x5 -> tanh  =  image 28x28x1
+
+    Style block: AdaMod(x, w) -> [UpSampling2D] -> Conv3x3 -> AdaNorm -> LeakyReLU -> AddNoise
+
+Because every style layer reads its own slot of z, style mixing is only a choice of which z sits
+in which slot (`mix_z`). The generator is a Keras functional model made of two parts, `map`
+(z -> w) and `synthesis` (w, noise -> image), so truncation can work on w at inference.
+"""
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+IMG_SHAPE = (28, 28, 1)  # MNIST
+PACKAGE = "stylegan"  # registered name prefix, so a saved generator reloads after `import stylegan`
+
+
+# ---------------------------------------------------------------------------------------------
+# The three small plug-ins of the synthesis net (tutorial: AdaNorm, AdaMod, AddNoise)
+# ---------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdaNorm(layers.Layer):
+    """The "norm" of figure 2(c): pulls every feature map of every sample back to zero mean and
+    unit variance over its height and width (instance normalisation, no learned affine)."""
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon  # keeps the division finite on a flat feature map
+
+    def call(self, x):
+        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) * ops.rsqrt(variance + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AdaMod(layers.Layer):
+    """The "A" of the paper: a Dense layer turns w into a per-channel scale y_s and bias y_b that
+    modulate the feature map x: `(1 + y_s) * x + y_b` (the 1 makes a zero y the identity)."""
+
+    def build(self, input_shape):
+        x_shape, w_shape = input_shape
+        self.channels = x_shape[-1]
+        self.y = layers.Dense(2 * self.channels, name="y")  # [y_s, y_b] for each channel
+        self.y.build(w_shape)
+
+    def call(self, inputs):
+        x, w = inputs
+        y = ops.reshape(self.y(w), [-1, 2, 1, 1, self.channels])
+        return (1.0 + y[:, 0]) * x + y[:, 1]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AddNoise(layers.Layer):
+    """The "B" of the paper: a learned per-channel scale times a noise image. The tutorial feeds
+    one full-size noise image to every layer and crops it to the feature map's height and width."""
+
+    def build(self, input_shape):
+        x_shape, _ = input_shape
+        # zeros as in the paper: the network learns how much noise each channel wants
+        self.noise_scale = self.add_weight(
+            shape=(x_shape[-1],), initializer="zeros", name="noise_scale")
+
+    def call(self, inputs):
+        x, noise = inputs  # noise: [n, H, W, 1] with H, W >= the feature map's
+        noise = noise[:, : x.shape[1], : x.shape[2], :]
+        return x + self.noise_scale * noise
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping net and the style block
+# ---------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Map(layers.Layer):
+    """The mapping net z -> w: a few Dense layers, applied to every style slot of z.
+
+    The tutorial found that a non-linearity between the Dense layers made MNIST results worse, so
+    the default is linear; `activation="leaky_relu"` puts it back to test that open question.
+    The layer also keeps `w_avg`, the running mean of w seen in training (updated by
+    `StyleGAN.train_step`), which the truncation trick pulls towards at inference.
+    """
+
+    def __init__(self, size=128, num_layers=3, activation="linear", **kwargs):
+        super().__init__(**kwargs)
+        self.size = size  # width of w
+        self.num_layers = num_layers
+        self.activation = activation  # "linear" (the tutorial's choice) or "leaky_relu"
+        self.f = [layers.Dense(size, activation=activation, name=f"dense_{i}")
+                  for i in range(num_layers)]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for dense in self.f:
+            dense.build(shape)
+            shape = (*shape[:-1], self.size)
+        self.w_avg = self.add_weight(
+            shape=(self.size,), initializer="zeros", trainable=False, name="w_avg")
+
+    def call(self, z):
+        w = z
+        for dense in self.f:
+            w = dense(w)
+        return w
+
+    def truncate(self, w, psi):
+        """Truncation trick (paper, section 3.2 / appendix B): `w_avg + psi * (w - w_avg)`."""
+        return self.w_avg + psi * (w - self.w_avg)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "num_layers": self.num_layers,
+                "activation": self.activation}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Style(layers.Layer):
+    """One synthesis block: AdaMod -> [UpSampling2D] -> Conv3x3 -> AdaNorm -> LeakyReLU ->
+    AddNoise. Takes `(x, w, noise)` where w is this block's slot of w, [n, w_dim]."""
+
+    def __init__(self, filters, upsampling=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.upsampling = upsampling
+        self.ada_mod = AdaMod(name="ada_mod")
+        self.up = layers.UpSampling2D(2, interpolation="bilinear") if upsampling else None
+        self.conv = layers.Conv2D(filters, 3, padding="same", name="conv")
+        self.ada_norm = AdaNorm(name="ada_norm")
+        self.leaky_relu = layers.LeakyReLU(0.2)
+        self.add_noise = AddNoise(name="add_noise")
+
+    def build(self, input_shape):
+        x_shape, w_shape, noise_shape = input_shape
+        self.ada_mod.build((x_shape, w_shape))
+        if self.upsampling:
+            x_shape = (x_shape[0], 2 * x_shape[1], 2 * x_shape[2], x_shape[3])
+        self.conv.build(x_shape)
+        self.add_noise.build(((*x_shape[:3], self.filters), noise_shape))
+
+    def call(self, inputs):
+        x, w, noise = inputs
+        x = self.ada_mod((x, w))
+        if self.up is not None:
+            x = self.up(x)
+        x = self.conv(x)
+        x = self.ada_norm(x)
+        x = self.leaky_relu(x)
+        return self.add_noise((x, noise))
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "upsampling": self.upsampling}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Const(layers.Layer):
+    """The learned constant image the style layers reshape ("the clay", 黏土), repeated for
+    every sample of the batch. Random-normal, not ones: AdaNorm would turn a flat map into 0."""
+
+    def __init__(self, shape=(7, 7, 128), **kwargs):
+        super().__init__(**kwargs)
+        self.shape = tuple(shape)
+        self.const = self.add_weight(shape=(1, *self.shape), initializer="random_normal",
+                                     name="const")
+
+    def call(self, like):
+        return ops.repeat(self.const, ops.shape(like)[0], axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "shape": self.shape}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StyleSlot(layers.Layer):
+    """Picks style layer `index`'s slot of w: w[:, index] (a named layer so the saved model
+    holds no anonymous slicing op)."""
+
+    def __init__(self, index, **kwargs):
+        super().__init__(**kwargs)
+        self.index = index
+
+    def call(self, w):
+        return w[:, self.index]
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator and discriminator
+# ---------------------------------------------------------------------------------------------
+def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
+                    mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE):
+    """z [n, n_style, latent_dim] and noise [n, 28, 28] -> image [n, 28, 28, 1] in [-1, 1].
+
+    The first style block works at 7x7 without upsampling, each later one doubles the size:
+    n_style = 3 gives 7 -> 14 -> 28 as in the tutorial.
+    """
+    up_blocks = n_style - 1
+    base = img_shape[0] // 2 ** up_blocks
+    if n_style < 1 or base * 2 ** up_blocks != img_shape[0]:
+        raise ValueError(f"n_style={n_style} does not fit a {img_shape[0]}px image: "
+                         f"{img_shape[0]} must be a multiple of 2**(n_style - 1)")
+    synthesis = _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape)
+    z = keras.Input((n_style, latent_dim), name="z")
+    noise = keras.Input(img_shape[:2], name="noise")
+    w = Map(w_dim, mapping_layers, mapping_activation, name="map")(z)
+    return keras.Model([z, noise], synthesis([w, noise]), name="generator")
+
+
+def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape):
+    """The synthesis net g: w [n, n_style, w_dim] and noise [n, H, W] -> image."""
+    w = keras.Input((n_style, w_dim), name="w")
+    noise_ = keras.Input(img_shape[:2], name="noise")
+    noise = layers.Reshape((*img_shape[:2], 1))(noise_)
+    const = Const((base, base, const_channels), name="const")(w)
+    x = AddNoise(name="const_noise")((const, noise))
+    x = AdaNorm(name="const_norm")(x)
+    for i in range(n_style):  # 7^2, 14^2, 28^2
+        w_i = StyleSlot(i, name=f"w_{i}")(w)
+        x = Style(filters, upsampling=i > 0, name=f"style_{i}")((x, w_i, noise))
+    o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", name="to_image")(x)
+    return keras.Model([w, noise_], o, name="synthesis")
+
+
+def build_discriminator(img_shape=IMG_SHAPE):
+    """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别)."""
+    return keras.Sequential([
+        keras.Input(img_shape),
+        layers.Conv2D(32, 5, strides=2, padding="same"),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(0.2),
+        layers.Dropout(0.3),
+        layers.Conv2D(64, 5, strides=2, padding="same"),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(0.2),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(1),  # a logit: real > 0 > fake
+    ], name="discriminator")
+
+
+# ---------------------------------------------------------------------------------------------
+# Style mixing and inference helpers (work on a StyleGAN's `g` or on an exported generator)
+# ---------------------------------------------------------------------------------------------
+def repeat_z(z, n_style):
+    """One z [n, latent] on every style layer: [n, n_style, latent] (no mixing)."""
+    return ops.repeat(ops.convert_to_tensor(z, "float32")[:, None], n_style, axis=1)
+
+
+def mix_z(z1, z2, crossover, n_style):
+    """The per-layer z stack [n, n_style, latent] of a style mix of z1 and z2 ([n, latent] each):
+    layers < crossover take z1 (coarse styles), layers >= crossover take z2 (fine styles).
+
+    crossover: an int, or an int tensor [n] (one per sample); n_style means "z1 everywhere".
+    """
+    z1, z2 = repeat_z(z1, n_style), repeat_z(z2, n_style)
+    crossover = ops.reshape(ops.convert_to_tensor(crossover, "int32"), [-1, 1])
+    from_z1 = ops.arange(n_style, dtype="int32")[None, :] < crossover  # [n or 1, n_style]
+    return ops.where(from_z1[..., None], z1, z2)
+
+
+def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size=256):
+    """Images [n, 28, 28, 1] in [-1, 1] for z [n, n_style, latent] (numpy in, numpy out).
+
+    noise: [n, 28, 28], or None to draw it from `seed`. truncation_psi < 1 pulls w towards the
+    training mean w_avg (1 = off; used only at inference, never in training).
+    """
+    mapping, synthesis = generator.get_layer("map"), generator.get_layer("synthesis")
+    z = ops.convert_to_tensor(z, "float32")
+    if noise is None:
+        noise = keras.random.normal((z.shape[0], *synthesis.input[1].shape[1:]), seed=seed)
+    noise = ops.convert_to_tensor(noise, "float32")
+    images = []
+    for start in range(0, z.shape[0], batch_size):
+        w = mapping(z[start:start + batch_size])
+        if truncation_psi != 1.0:
+            w = mapping.truncate(w, truncation_psi)
+        images.append(synthesis([w, noise[start:start + batch_size]]))
+    return ops.convert_to_numpy(ops.concatenate(images, axis=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The GAN: a keras.Model whose train_step does one D update and one G update
+# ---------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class StyleGAN(keras.Model):
+    """Generator + discriminator trained with style-mixing regularisation (paper, section 3.1).
+
+    Train with `compile(...)` then `fit(dataset_of_images)`; the step runs compiled
+    (`tf.function`, or XLA with `compile(jit_compile=True)`).
+    """
+
+    def __init__(self, latent_dim=100, n_style=3, w_dim=128, filters=64, mapping_layers=3,
+                 mapping_activation=None, mixing_prob=0.9, w_avg_beta=0.995, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim  # size of each z
+        self.n_style = n_style  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
+        self.w_dim = w_dim  # size of w, the mapping net's output
+        self.filters = filters  # conv filters of every style block
+        self.mapping_layers = mapping_layers  # Dense layers in the mapping net
+        self.mapping_activation = mapping_activation  # "linear" as the tutorial found best
+        self.mixing_prob = mixing_prob  # share of training samples made from two z codes
+        self.w_avg_beta = w_avg_beta  # w_avg <- mean(w) + beta * (w_avg - mean(w))
+        self.seed = seed
+        self.g = build_generator(latent_dim, n_style, w_dim, filters,
+                                 mapping_layers=mapping_layers,
+                                 mapping_activation=mapping_activation)
+        self.d = build_discriminator()
+        self.mapping = self.g.get_layer("map")
+        self.synthesis = self.g.get_layer("synthesis")
+        # every call of the compiled step advances this state, so every step draws anew
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True  # g and d are functional models, built above
+
+    def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
+        """Separate optimizers for D and G; the tutorial's Adam(lr=0.001, beta_1=0) by default."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
+        self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @property
+    def metrics(self):
+        # listed here, Keras resets them each epoch: the bar shows epoch means, not the last batch
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def call(self, inputs, training=False):
+        return self.g(inputs, training=training)
+
+    def build_optimizers(self):
+        """Create both optimizers' slots now (fit does it lazily) so a checkpoint can load them."""
+        self.d_optimizer.build(self.d.trainable_variables)
+        self.g_optimizer.build(self.g.trainable_variables)
+
+    # -- random draws: keras.random with the model's SeedGenerator, never numpy (frozen when traced)
+    def draw_crossover(self, batch_size):
+        """Per sample: with probability mixing_prob a crossover k in [1, n_style), else
+        n_style (one z for every layer)."""
+        k = keras.random.randint((batch_size,), 1, max(self.n_style, 2),
+                                 seed=self.seed_generator)
+        mixed = keras.random.uniform((batch_size,), seed=self.seed_generator) < self.mixing_prob
+        return ops.where(mixed, k, self.n_style)
+
+    def draw_inputs(self, batch_size):
+        """Generator inputs for training: a mixed z stack [n, n_style, latent] and noise."""
+        z1, z2 = (keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+                  for _ in range(2))
+        z = mix_z(z1, z2, self.draw_crossover(batch_size), self.n_style)
+        noise = keras.random.normal((batch_size, *IMG_SHAPE[:2]), seed=self.seed_generator)
+        return z, noise
+
+    def train_step(self, real_images):
+        batch_size = ops.shape(real_images)[0]
+
+        # 1. discriminator: real images -> 1, generated -> 0, in one batch as the tutorial does
+        fake_images = self.g(self.draw_inputs(batch_size), training=True)
+        images = ops.concatenate([real_images, fake_images], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
+        with tf.GradientTape() as tape:
+            d_loss = self.loss_fn(labels, self.d(images, training=True))
+        grads = tape.gradient(d_loss, self.d.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
+
+        # 2. generator: fool D (non-saturating loss: label the fakes as real)
+        z, noise = self.draw_inputs(batch_size)
+        with tf.GradientTape() as tape:
+            w = self.mapping(z, training=True)
+            logits = self.d(self.synthesis([w, noise], training=True), training=False)
+            g_loss = self.loss_fn(ops.ones((batch_size, 1)), logits)
+        grads = tape.gradient(g_loss, self.g.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
+        self.update_w_avg(w)
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def update_w_avg(self, w):
+        """Moving average of w over the batch and the style layers (for truncation)."""
+        w_mean = ops.mean(w, axis=(0, 1))
+        w_avg = self.mapping.w_avg
+        w_avg.assign(w_mean + self.w_avg_beta * (w_avg - w_mean))
+
+    # -- inference
+    def generate(self, z, noise=None, truncation_psi=1.0, seed=None):
+        """See the module-level `generate`."""
+        return generate(self.g, z, noise, truncation_psi, seed)
+
+    def mix(self, z1, z2, crossover, noise=None, truncation_psi=1.0, seed=None):
+        """Images with z1's styles on layers < crossover (coarse) and z2's on the rest (fine)."""
+        return generate(self.g, mix_z(z1, z2, crossover, self.n_style), noise, truncation_psi,
+                        seed)
+
+    def get_config(self):
+        return {"latent_dim": self.latent_dim, "n_style": self.n_style, "w_dim": self.w_dim,
+                "filters": self.filters, "mapping_layers": self.mapping_layers,
+                "mapping_activation": self.mapping_activation, "mixing_prob": self.mixing_prob,
+                "w_avg_beta": self.w_avg_beta, "seed": self.seed}

@@ -1,0 +1,173 @@
+"""Train the tutorial's StyleGAN on MNIST and save a style-mixing grid every epoch.
+
+    python train.py                       # the tutorial's settings: 20 epochs, batch 64, latent 100
+    python train.py --data PATH/mnist.npz # the full MNIST offline
+    python train.py --resume              # continue the run in --out from its last checkpoint
+
+Everything goes under --out (default visual/stylegan/, as the tutorial): <epoch>.png grids,
+generating.gif, history.csv and losses.png, checkpoints/, and generator.keras (the trained
+generator, which `keras.saving.load_model` reloads after `import stylegan`).
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+
+from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
+from stylegan import StyleGAN  # noqa: E402
+from utils import (CHECKPOINT_DIR, CheckpointCallback, UserError, latest_checkpoint,  # noqa: E402
+                   load_checkpoint, read_checkpoint_meta)
+from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
+
+# name = default  # meaning
+DEFAULTS = dict(
+    epochs=20,  # total epochs; --resume continues up to this number
+    batch_size=64,  # images per step
+    latent_dim=100,  # size of each z
+    lr=0.001,  # Adam learning rate of both D and G (Adam beta_1 = 0, as the tutorial)
+    mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
+    mapping_activation="linear",  # the tutorial's linear mapping net, or leaky_relu
+    seed=0,  # seeds the weights, the training draws and the grid's z codes
+    out="visual/stylegan",
+    keep=3,  # checkpoints kept (the newest)
+)
+# settings that fix the network or the grid: a resumed run must keep them
+FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = DEFAULTS  # flags default to None so a resumed run can tell what was given explicitly
+    p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
+    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    p.add_argument("--latent-dim", type=int, help=f"size of z (default {d['latent_dim']})")
+    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d['lr']})")
+    p.add_argument("--mixing-prob", type=float,
+                   help=f"probability of style mixing per sample (default {d['mixing_prob']})")
+    p.add_argument("--mapping-activation", choices=["linear", "leaky_relu"],
+                   help=f"activation in the mapping net (default {d['mapping_activation']})")
+    p.add_argument("--data", help="path of mnist.npz (default: MNIST_PATH, Keras' cache, "
+                                  "download, else the shipped 2,500-digit sample)")
+    p.add_argument("--out", help=f"output folder (default {d['out']})")
+    p.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    p.add_argument("--jit", action="store_true", help="compile the step with XLA")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--keep", type=int, help=f"checkpoints to keep (default {d['keep']})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint in --out")
+    return p.parse_args(argv)
+
+
+def resolve_settings(args, saved=None):
+    """Explicit flags, else the resumed checkpoint's settings, else DEFAULTS."""
+    given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    if saved:
+        for key in FIXED_ON_RESUME:
+            if key in given and given[key] != saved[key]:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"--resume: the checkpoint was trained with {flag} {saved[key]}"
+                                f", not {given[key]}: drop {flag} or use another --out")
+    settings = {**DEFAULTS, **(saved or {}), **given}
+    for key in ("epochs", "batch_size", "latent_dim", "keep"):
+        if settings[key] < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {settings[key]}")
+    if not 0.0 <= settings["mixing_prob"] <= 1.0:
+        raise UserError(f"--mixing-prob must be in [0, 1], got {settings['mixing_prob']}")
+    if settings["lr"] <= 0:
+        raise UserError(f"--lr must be positive, got {settings['lr']}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    return settings
+
+
+def prepare_out_dir(out):
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to the output folder {out} ({error.strerror}): "
+                        f"choose another with --out") from None
+    return out
+
+
+def find_resume_point(ckpt_dir):
+    meta_path = latest_checkpoint(ckpt_dir)
+    if meta_path is None:
+        raise UserError(f"--resume: no checkpoint in {ckpt_dir}: start without --resume, "
+                        f"or point --out at the folder of the run to continue")
+    return meta_path, read_checkpoint_meta(meta_path)
+
+
+def build_model(settings, jit):
+    model = StyleGAN(latent_dim=settings["latent_dim"], mixing_prob=settings["mixing_prob"],
+                     mapping_activation=settings["mapping_activation"], seed=settings["seed"])
+    model.compile(d_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0),
+                  g_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0),
+                  jit_compile=jit)
+    return model
+
+
+def train(args):
+    out = prepare_out_dir(args.out or DEFAULTS["out"])
+    ckpt_dir = out / CHECKPOINT_DIR
+    meta_path, meta = find_resume_point(ckpt_dir) if args.resume else (None, None)
+    settings = resolve_settings(args, meta and meta["settings"])
+
+    try:
+        (x_train, _), _ = load_mnist(args.data)
+        x_train = x_train[: args.limit]
+        dataset = make_dataset(x_train, settings["batch_size"], seed=settings["seed"])
+    except DataError as error:
+        raise UserError(str(error)) from None
+
+    keras.utils.set_random_seed(settings["seed"])
+    model = build_model(settings, args.jit)
+    initial_epoch = load_checkpoint(model, meta_path)["epoch"] if meta_path else 0
+    if initial_epoch:
+        print(f"Resuming from {meta_path.name}: {initial_epoch} epochs done.")
+    print(f"Training on {len(x_train):,} images, {len(dataset)} steps of "
+          f"{settings['batch_size']} per epoch, epochs {initial_epoch + 1}..{settings['epochs']};"
+          f" output in {out}/")
+
+    callbacks = [
+        MixingGridCallback(out, seed=settings["seed"]),
+        CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
+        keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0),
+    ]
+    model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
+              callbacks=callbacks, shuffle=False, verbose=1)
+    finish(model, out)
+
+
+def finish(model, out):
+    """Export the generator and make the run's summary pictures."""
+    model.g.save(out / "generator.keras")
+    gif = make_gif(out)
+    history = out / "history.csv"
+    if history.is_file() and history.stat().st_size:
+        plot_losses(history, out / "losses.png")
+    print(f"Saved {out / 'generator.keras'}" + (f", {gif}" if gif else "") +
+          f" and {out / 'losses.png'}.")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        train(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

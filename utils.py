@@ -1,0 +1,96 @@
+"""Checkpoints that resume a run exactly, and the one-line errors of the command line.
+
+A checkpoint is two files in `<out>/checkpoints/`:
+    ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), D, both optimizers
+    ckpt-0003.json        the epoch, the settings of the run and the random-number state
+Both are written to a temporary name and renamed, the json last: a json on disk means its
+weights are complete, so a run killed at any moment leaves the last good checkpoint readable.
+"""
+import json
+import os
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class UserError(Exception):
+    """Bad input from the user: train.py prints the one-line message and exits with code 2."""
+
+
+def checkpoint_files(ckpt_dir, epoch):
+    stem = Path(ckpt_dir) / f"ckpt-{epoch:04d}"
+    return stem.with_name(stem.name + ".weights.h5"), stem.with_name(stem.name + ".json")
+
+
+def save_checkpoint(model, ckpt_dir, epoch, settings):
+    """Write checkpoint `epoch` (the number of completed epochs); returns the json's path."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    weights_path, meta_path = checkpoint_files(ckpt_dir, epoch)
+    tmp_weights = weights_path.with_name(".tmp-" + weights_path.name)
+    model.save_weights(tmp_weights)
+    os.replace(tmp_weights, weights_path)
+    meta = {"epoch": epoch, "settings": settings,
+            "rng_state": np.asarray(model.seed_generator.state).tolist()}
+    _write_atomically(meta_path, json.dumps(meta, indent=2))
+    return meta_path
+
+
+def _write_atomically(path, text):
+    tmp = path.with_name(".tmp-" + path.name)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def list_checkpoints(ckpt_dir):
+    """The complete checkpoints' json paths, oldest first."""
+    metas = [p for p in Path(ckpt_dir).glob("ckpt-*.json") if re.fullmatch(r"ckpt-\d+", p.stem)]
+    complete = [p for p in metas if p.with_suffix(".weights.h5").is_file()]
+    return sorted(complete, key=lambda p: int(p.stem.split("-")[1]))
+
+
+def latest_checkpoint(ckpt_dir):
+    checkpoints = list_checkpoints(ckpt_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def read_checkpoint_meta(meta_path):
+    try:
+        return json.loads(Path(meta_path).read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"checkpoint {meta_path} cannot be read ({error}): delete it to resume "
+                        f"from the one before") from None
+
+
+def load_checkpoint(model, meta_path):
+    """Restore weights, optimizer state and random state into a compiled model; returns the
+    checkpoint's meta (its "epoch" is where training continues)."""
+    meta = read_checkpoint_meta(meta_path)
+    model.build_optimizers()  # the slots must exist before their saved values can load
+    model.load_weights(Path(meta_path).with_suffix(".weights.h5"))
+    state = model.seed_generator.state
+    state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
+    return meta
+
+
+def prune_checkpoints(ckpt_dir, keep):
+    """Delete all but the newest `keep` checkpoints."""
+    for meta_path in list_checkpoints(ckpt_dir)[:-keep]:
+        meta_path.with_suffix(".weights.h5").unlink(missing_ok=True)
+        meta_path.unlink(missing_ok=True)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """A checkpoint at every epoch end, keeping the newest `keep`."""
+
+    def __init__(self, ckpt_dir, settings, keep=3):
+        super().__init__()
+        self.ckpt_dir, self.settings, self.keep = Path(ckpt_dir), settings, keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_checkpoint(self.model, self.ckpt_dir, epoch + 1, self.settings)
+        prune_checkpoints(self.ckpt_dir, self.keep)

@@ -1,0 +1,139 @@
+"""Pictures: the style-mixing grid saved at each epoch end, the GIF of those grids, the loss plot.
+
+The grid is the tutorial's figure (训练出来的效果如下): the header row shows the column sources
+(z2), the header column the row sources (z1), both drawn inverted (dark digit on white) so they
+stand apart from the mixes; cell (i, j) takes z1_i on the coarse style layers and z2_j on the
+fine ones. Seeds and noise are fixed, so the grids of successive epochs show the same mixes.
+"""
+import csv
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+import stylegan
+
+GIF_NAME = "generating.gif"
+GAP = 2  # pixels between cells
+GAP_GREY = 128
+
+
+def grid_crossover(n_style):
+    """Where the grid splits coarse from fine: the first half of the style layers (rounded down,
+    at least one) come from the row source. For the tutorial's 3 layers: 7x7 | 14x14, 28x28."""
+    return max(1, n_style // 2)
+
+
+def grid_inputs(latent_dim, n=12, seed=0):
+    """The grid's fixed draws: row sources z1 [n, latent], column sources z2, one noise image."""
+    rng = np.random.default_rng(seed)
+    z1 = rng.standard_normal((n, latent_dim), dtype=np.float32)
+    z2 = rng.standard_normal((n, latent_dim), dtype=np.float32)
+    noise = rng.standard_normal((1, *stylegan.IMG_SHAPE[:2]), dtype=np.float32)
+    return z1, z2, noise
+
+
+def mixing_grid(generator, z1, z2, noise, crossover):
+    """The grid as one uint8 image [(n+1) * (28+GAP) - GAP, ...]: see the module docstring."""
+    n_style = generator.input[0].shape[1]
+    n = len(z1)
+    rows = np.repeat(z1, n, axis=0)  # cell (i, j) at index i * n + j
+    cols = np.tile(z2, (n, 1))
+    mixes = _generate(generator, stylegan.mix_z(rows, cols, crossover, n_style), noise)
+    sources = _generate(generator, stylegan.repeat_z(np.concatenate([z1, z2]), n_style), noise)
+    row_sources, col_sources = 255 - sources[:n], 255 - sources[n:]  # inverted
+    cell = mixes.shape[1] + GAP
+    side = (n + 1) * cell - GAP
+    canvas = np.full((side, side), GAP_GREY, np.uint8)
+    for j in range(n):
+        _paste(canvas, col_sources[j], 0, j + 1, cell)
+    for i in range(n):
+        _paste(canvas, row_sources[i], i + 1, 0, cell)
+        for j in range(n):
+            _paste(canvas, mixes[i * n + j], i + 1, j + 1, cell)
+    return canvas
+
+
+def _generate(generator, z, noise):
+    noise = np.repeat(noise, len(z), axis=0)
+    images = stylegan.generate(generator, z, noise)
+    return to_uint8(images)
+
+
+def to_uint8(images):
+    """[-1, 1] floats [n, h, w, 1] -> uint8 [n, h, w]."""
+    return np.round((np.clip(images[..., 0], -1, 1) + 1) * 127.5).astype(np.uint8)
+
+
+def _paste(canvas, image, row, col, cell):
+    size = image.shape[0]
+    canvas[row * cell: row * cell + size, col * cell: col * cell + size] = image
+
+
+def save_png(array, path, zoom=1):
+    image = Image.fromarray(array)
+    if zoom != 1:
+        image = image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
+    image.save(path)
+
+
+class MixingGridCallback(keras.callbacks.Callback):
+    """Saves the mixing grid to `<out_dir>/<epoch>.png` (epochs counted from 1, as the progress
+    bar counts them) at each epoch end."""
+
+    def __init__(self, out_dir, n=12, seed=0, zoom=2):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.n, self.seed, self.zoom = n, seed, zoom
+
+    def save_grid(self, epoch_number):
+        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed)
+        grid = mixing_grid(self.model.g, z1, z2, noise, grid_crossover(self.model.n_style))
+        path = self.out_dir / f"{epoch_number}.png"
+        save_png(grid, path, self.zoom)
+        return path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save_grid(epoch + 1)
+
+
+def epoch_grids(out_dir):
+    """The `<epoch>.png` grids in out_dir, in epoch order (2.png before 10.png)."""
+    grids = [p for p in Path(out_dir).glob("*.png") if re.fullmatch(r"\d+", p.stem)]
+    return sorted(grids, key=lambda p: int(p.stem))
+
+
+def make_gif(out_dir, frame_ms=400):
+    """`generating.gif` from the epoch grids, in epoch order; None when there are no grids."""
+    grids = epoch_grids(out_dir)
+    if not grids:
+        return None
+    frames = [Image.open(p).convert("L") for p in grids]
+    path = Path(out_dir) / GIF_NAME
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return path
+
+
+def plot_losses(history_csv, path):
+    """Discriminator and generator loss per epoch, from Keras' CSVLogger file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for key in ("d_loss", "g_loss"):
+        ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
+    ax.set(xlabel="epoch", ylabel="mean loss over the epoch", title="StyleGAN training losses")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
