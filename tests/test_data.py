@@ -1,0 +1,81 @@
+"""mnist_ds: where MNIST is looked for, the shipped sample, clear errors, the tf.data pipeline."""
+import numpy as np
+import pytest
+
+import mnist_ds
+
+
+def write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No MNIST_PATH, no Keras cache and no download, as on a machine without internet."""
+    monkeypatch.delenv("MNIST_PATH", raising=False)
+    monkeypatch.setattr(mnist_ds, "KERAS_CACHE", tmp_path / "no-cache" / "mnist.npz")
+
+    def no_download():
+        raise OSError("no internet")
+
+    monkeypatch.setattr(mnist_ds, "_download", no_download)
+
+
+def test_without_data_the_shipped_sample_is_used_and_said(offline, capsys):
+    (x_train, y_train), (x_test, y_test) = mnist_ds.load_mnist()
+    assert "--data" in capsys.readouterr().out
+    assert x_train.shape == (2500, 28, 28) and x_train.dtype == np.uint8
+    assert set(y_train) == set(range(10)) and set(y_test) == set(range(10))
+    assert len(x_train) + len(x_test) <= 3000
+    assert mnist_ds.SAMPLE_PATH.stat().st_size < 1024 * 1024
+
+
+def test_the_given_path_then_mnist_path_are_used(offline, monkeypatch, tmp_path):
+    images = np.full((3, 28, 28), 7, np.uint8)
+    given = write_npz(tmp_path / "given.npz", x_train=images)
+    env = write_npz(tmp_path / "env.npz", x_train=images[:2])
+    monkeypatch.setenv("MNIST_PATH", str(env))
+    assert len(mnist_ds.load_mnist(given)[0][0]) == 3
+    assert len(mnist_ds.load_mnist()[0][0]) == 2
+
+
+def test_the_keras_cache_comes_before_the_download(offline, monkeypatch, tmp_path):
+    cache = write_npz(tmp_path / "mnist.npz", x_train=np.zeros((5, 28, 28), np.uint8))
+    monkeypatch.setattr(mnist_ds, "KERAS_CACHE", cache)
+    assert len(mnist_ds.load_mnist()[0][0]) == 5
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (None, "does not exist"),
+    ("not a zip", "not a readable .npz"),
+    ({"images": np.zeros((2, 28, 28), np.uint8)}, "has no x_train array"),
+    ({"x_train": np.zeros((2, 32, 32), np.uint8)}, "has shape (2, 32, 32)"),
+    ({"x_train": np.zeros((2, 28, 28), np.float64)}, "has dtype float64"),
+    ({"x_train": np.zeros((0, 28, 28), np.uint8)}, "holds no images"),
+])
+def test_a_bad_data_file_gives_one_line_naming_file_and_problem(tmp_path, arrays, message):
+    path = tmp_path / "mnist.npz"
+    if isinstance(arrays, str):
+        path.write_text(arrays)
+    elif arrays is not None:
+        write_npz(path, **arrays)
+    with pytest.raises(mnist_ds.DataError) as error:
+        mnist_ds.load_mnist(path)
+    text = str(error.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_dataset_scales_to_tanh_range_and_drops_the_partial_batch():
+    images = np.stack([np.full((28, 28), v, np.uint8) for v in (0, 255, 51, 102, 153)])
+    batches = list(mnist_ds.make_dataset(images, batch_size=2, seed=0))
+    assert len(batches) == 2 and all(b.shape == (2, 28, 28, 1) for b in batches)
+    values = np.concatenate([np.unique(b) for b in batches])
+    assert values.min() >= -1.0 and values.max() <= 1.0
+    expected = np.array([0, 255, 51, 102, 153]) / 127.5 - 1  # -1, 1, -0.6, -0.2, 0.2
+    assert np.all(np.isclose(values[:, None], expected).any(axis=1))
+
+
+def test_a_batch_larger_than_the_data_is_refused():
+    with pytest.raises(mnist_ds.DataError, match="batch size 64 is larger than the 10"):
+        mnist_ds.make_dataset(np.zeros((10, 28, 28), np.uint8), batch_size=64)

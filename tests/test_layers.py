@@ -1,0 +1,95 @@
+"""The tutorial's plug-ins (AdaNorm, AdaMod, AddNoise, Map) and the generator they make."""
+import numpy as np
+import pytest
+
+import stylegan
+
+rng = np.random.default_rng(0)
+
+
+def test_ada_norm_gives_zero_mean_unit_variance_per_sample_and_channel():
+    x = rng.normal(3.0, 5.0, (4, 7, 7, 6)).astype("float32") * np.arange(1, 7)
+    y = np.asarray(stylegan.AdaNorm()(x))
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+def test_ada_mod_scales_and_shifts_each_channel_by_what_w_says():
+    x = rng.normal(size=(2, 4, 4, 3)).astype("float32")
+    w = rng.normal(size=(2, 5)).astype("float32")
+    layer = stylegan.AdaMod()
+    layer((x, w))
+    kernel = rng.normal(size=(5, 6)).astype("float32")
+    bias = rng.normal(size=(6,)).astype("float32")
+    layer.y.set_weights([kernel, bias])
+    y = w @ kernel + bias  # [n, 2 * channels]: scales then biases
+    expected = (1 + y[:, None, None, :3]) * x + y[:, None, None, 3:]
+    np.testing.assert_allclose(layer((x, w)), expected, rtol=1e-5, atol=1e-5)
+    # a different w gives a different modulation of the same feature map
+    assert not np.allclose(layer((x, w)), layer((x, w[::-1])))
+
+
+def test_add_noise_crops_the_noise_to_the_feature_map_and_scales_it_per_channel():
+    x = np.ones((2, 7, 7, 3), "float32")
+    noise = rng.normal(size=(2, 28, 28, 1)).astype("float32")
+    layer = stylegan.AddNoise()
+    layer((x, noise))
+    layer.noise_scale.assign([0.0, 1.0, -2.0])
+    out = np.asarray(layer((x, noise)))
+    for c, scale in enumerate([0.0, 1.0, -2.0]):
+        np.testing.assert_allclose(out[..., c], 1 + scale * noise[:, :7, :7, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation, linear", [("linear", True), ("leaky_relu", False)])
+def test_map_is_linear_by_default_and_leaky_relu_makes_it_non_linear(activation, linear):
+    mapping = stylegan.Map(size=16, num_layers=3, activation=activation)
+    z1, z2 = rng.normal(size=(2, 8, 3, 10)).astype("float32")
+    zero = np.zeros_like(z1)
+    # an affine map f satisfies f(a + b) = f(a) + f(b) - f(0)
+    additive = np.allclose(mapping(z1 + z2), mapping(z1) + mapping(z2) - mapping(zero), atol=1e-4)
+    assert additive == linear
+    assert mapping(z1).shape == (8, 3, 16)
+
+
+def test_generator_makes_28x28_images_in_tanh_range():
+    g = stylegan.build_generator(latent_dim=8, w_dim=16, filters=8)
+    z = rng.normal(size=(5, 3, 8)).astype("float32")
+    noise = rng.normal(size=(5, 28, 28)).astype("float32")
+    images = np.asarray(g([z, noise]))
+    assert images.shape == (5, 28, 28, 1)
+    assert np.all(np.abs(images) <= 1.0)
+    assert images.std() > 0  # not a constant image
+
+
+def test_generator_rejects_a_depth_that_does_not_fit_28_pixels():
+    with pytest.raises(ValueError, match="n_style=4"):
+        stylegan.build_generator(n_style=4)
+
+
+def test_mix_z_takes_z1_below_the_crossover_and_z2_from_it_on():
+    z1, z2 = np.zeros((2, 4), "float32"), np.ones((2, 4), "float32")
+    stack = np.asarray(stylegan.mix_z(z1, z2, [1, 3], n_style=3))
+    assert stack.shape == (2, 3, 4)
+    np.testing.assert_array_equal(stack[:, :, 0], [[0, 1, 1], [0, 0, 0]])
+
+
+def test_a_mix_is_the_generator_on_the_explicit_layer_stack(tiny_model):
+    z1, z2 = rng.normal(size=(2, 4, 8)).astype("float32")
+    noise = rng.normal(size=(4, 28, 28)).astype("float32")
+    mixed = tiny_model.mix(z1, z2, crossover=1, noise=noise)
+    explicit = np.stack([z1, z2, z2], axis=1)  # layer 0 from z1, layers 1 and 2 from z2
+    np.testing.assert_allclose(mixed, tiny_model.g([explicit, noise]), atol=1e-5)
+    # only the coarse source changes: the image changes
+    other_coarse = tiny_model.mix(z1[::-1], z2, crossover=1, noise=noise)
+    assert np.abs(other_coarse - mixed).max() > 1e-3
+
+
+def test_truncation_pulls_every_image_to_the_average_w(tiny_model):
+    tiny_model.mapping.w_avg.assign(rng.normal(size=16).astype("float32"))
+    z = rng.normal(size=(3, 3, 8)).astype("float32")
+    noise = np.repeat(rng.normal(size=(1, 28, 28)).astype("float32"), 3, axis=0)
+    untruncated = tiny_model.generate(z, noise)
+    np.testing.assert_allclose(untruncated, tiny_model.g([z, noise]), atol=1e-5)
+    at_average = tiny_model.generate(z, noise, truncation_psi=0.0)
+    np.testing.assert_allclose(at_average[0], at_average[1], atol=1e-5)  # z no longer matters
+    assert np.abs(untruncated[0] - untruncated[1]).max() > 1e-3

@@ -1,0 +1,85 @@
+"""The compiled train_step: fresh random draws each call, both networks learn, exact resume."""
+import numpy as np
+import tensorflow as tf
+
+import stylegan
+import utils
+from conftest import TINY
+
+
+def images_dataset(n=128, batch_size=32):
+    x = np.random.default_rng(0).uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size, drop_remainder=True)
+
+
+def test_every_call_of_the_compiled_draw_gives_new_crossovers(tiny_model):
+    draw = tf.function(tiny_model.draw_crossover)  # traced once, as fit traces train_step
+    first, second = np.asarray(draw(64)), np.asarray(draw(64))
+    assert not np.array_equal(first, second)
+    assert set(first) | set(second) <= {1, 2, 3}  # k in [1, n_style), or n_style for no mixing
+    assert {1, 2} <= set(first) | set(second)
+
+
+def test_mixing_prob_decides_how_many_samples_are_mixed():
+    never = stylegan.StyleGAN(**TINY, mixing_prob=0.0, seed=1)
+    always = stylegan.StyleGAN(**TINY, mixing_prob=1.0, seed=1)
+    assert np.all(np.asarray(never.draw_crossover(256)) == 3)
+    assert np.all(np.asarray(always.draw_crossover(256)) < 3)
+    z, noise = always.draw_inputs(256)
+    assert z.shape == (256, 3, 8) and noise.shape == (256, 28, 28)
+    assert np.all(np.asarray(z[:, 0] != z[:, 2]))  # mixed: first and last layer differ
+
+
+def test_a_few_compiled_steps_change_both_networks_and_keep_losses_finite(tiny_model):
+    g_before = [w.copy() for w in tiny_model.g.get_weights()]
+    d_before = [w.copy() for w in tiny_model.d.get_weights()]
+    history = tiny_model.fit(images_dataset(), epochs=2, verbose=0, shuffle=False)
+    for key in ("d_loss", "g_loss"):
+        assert np.all(np.isfinite(history.history[key]))
+    changed = lambda before, after: any(not np.allclose(b, a) for b, a in zip(before, after))
+    assert changed(g_before, tiny_model.g.get_weights())
+    assert changed(d_before, tiny_model.d.get_weights())
+    assert np.abs(np.asarray(tiny_model.mapping.w_avg)).sum() > 0  # w_avg tracked in training
+    assert tiny_model.g_optimizer.iterations.numpy() == 8  # one G update per step
+    assert tiny_model.d_optimizer.iterations.numpy() == 8  # and one D update
+
+
+def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
+    history = tiny_model.fit(images_dataset(), epochs=1, verbose=0, shuffle=False)
+    tracker = tiny_model.d_loss_tracker
+    assert tracker.count.numpy() == 4  # averaged over the epoch's 4 steps
+    assert np.isclose(history.history["d_loss"][0], tracker.result().numpy())
+
+
+def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_model, tmp_path):
+    tiny_model.fit(images_dataset(), epochs=1, verbose=0, shuffle=False)
+    utils.save_checkpoint(tiny_model, tmp_path, epoch=1, settings={"lr": 0.001})
+    restored = stylegan.StyleGAN(**TINY, seed=99)
+    restored.compile()
+    meta = utils.load_checkpoint(restored, utils.latest_checkpoint(tmp_path))
+    assert meta["epoch"] == 1 and meta["settings"] == {"lr": 0.001}
+    for saved, loaded in [(tiny_model.g.weights, restored.g.weights),
+                          (tiny_model.d.weights, restored.d.weights),
+                          (tiny_model.g_optimizer.variables, restored.g_optimizer.variables),
+                          (tiny_model.d_optimizer.variables, restored.d_optimizer.variables)]:
+        for a, b in zip(saved, loaded, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert restored.g_optimizer.iterations.numpy() == 4
+    # the same random state: the next training draws are the same as the original run's
+    np.testing.assert_array_equal(restored.draw_crossover(32), tiny_model.draw_crossover(32))
+
+
+def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
+    for epoch in range(1, 5):
+        utils.save_checkpoint(tiny_model, tmp_path, epoch, settings={})
+        utils.prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in utils.list_checkpoints(tmp_path)] == ["ckpt-0003.json",
+                                                                "ckpt-0004.json"]
+    assert len(list(tmp_path.glob("*.weights.h5"))) == 2
+
+
+def test_a_checkpoint_without_its_json_is_not_used(tiny_model, tmp_path):
+    utils.save_checkpoint(tiny_model, tmp_path, 1, settings={})
+    utils.save_checkpoint(tiny_model, tmp_path, 2, settings={})
+    (tmp_path / "ckpt-0002.json").unlink()  # as if killed between the two writes
+    assert utils.latest_checkpoint(tmp_path).name == "ckpt-0001.json"
