@@ -20,8 +20,9 @@ import keras  # noqa: E402
 
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
 from stylegan import StyleGAN  # noqa: E402
-from utils import (CHECKPOINT_DIR, CheckpointCallback, UserError, latest_checkpoint,  # noqa: E402
-                   load_checkpoint, read_checkpoint_meta)
+from utils import (CHECKPOINT_DIR, CheckpointCallback, StopOnNonFiniteLoss,  # noqa: E402
+                   UserError, latest_checkpoint, load_checkpoint, read_checkpoint_meta,
+                   save_checkpoint)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 # name = default  # meaning
@@ -121,31 +122,75 @@ def train(args):
     ckpt_dir = out / CHECKPOINT_DIR
     meta_path, meta = find_resume_point(ckpt_dir) if args.resume else (None, None)
     settings = resolve_settings(args, meta and meta["settings"])
-
-    try:
-        (x_train, _), _ = load_mnist(args.data)
-        x_train = x_train[: args.limit]
-        dataset = make_dataset(x_train, settings["batch_size"], seed=settings["seed"])
-    except DataError as error:
-        raise UserError(str(error)) from None
+    x_train, dataset = load_training_data(args.data, args.limit, settings)
 
     keras.utils.set_random_seed(settings["seed"])
     model = build_model(settings, args.jit)
-    initial_epoch = load_checkpoint(model, meta_path)["epoch"] if meta_path else 0
-    if initial_epoch:
-        print(f"Resuming from {meta_path.name}: {initial_epoch} epochs done.")
-    print(f"Training on {len(x_train):,} images, {len(dataset)} steps of "
-          f"{settings['batch_size']} per epoch, epochs {initial_epoch + 1}..{settings['epochs']};"
-          f" output in {out}/")
-
-    callbacks = [
-        MixingGridCallback(out, seed=settings["seed"]),
-        CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
-        keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0),
-    ]
-    model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
-              callbacks=callbacks, shuffle=False, verbose=1)
+    initial_epoch = restore(model, meta_path, settings["lr"]) if meta_path else 0
+    if initial_epoch >= settings["epochs"]:
+        print(f"Already trained {initial_epoch} epochs (--epochs {settings['epochs']}): "
+              f"nothing to train; raise --epochs to train more.")
+    else:
+        print(f"Training on {len(x_train):,} images, {len(dataset)} steps of "
+              f"{settings['batch_size']} per epoch, epochs {initial_epoch + 1}.."
+              f"{settings['epochs']}; output in {out}/")
+        fit(model, dataset, out, settings, initial_epoch)
     finish(model, out)
+
+
+def load_training_data(path, limit, settings):
+    try:
+        (x_train, _), _ = load_mnist(path)
+        x_train = x_train[:limit]
+        return x_train, make_dataset(x_train, settings["batch_size"], seed=settings["seed"])
+    except DataError as error:
+        raise UserError(str(error)) from None
+
+
+def fit(model, dataset, out, settings, initial_epoch):
+    """model.fit with a grid and a checkpoint per epoch; stops cleanly on Ctrl-C or a NaN."""
+    ckpt_dir = out / CHECKPOINT_DIR
+    guard = StopOnNonFiniteLoss()
+    grids = MixingGridCallback(out, seed=settings["seed"])
+    callbacks = [guard, grids, CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
+                 keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0)]
+    try:
+        model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
+                  callbacks=callbacks, shuffle=False, verbose=1)
+    except KeyboardInterrupt:
+        save_interrupted(model, out, guard, grids, settings)
+        raise
+    if guard.diverged_at:
+        epoch, step = guard.diverged_at
+        last = latest_checkpoint(ckpt_dir)
+        raise TrainingDiverged(
+            f"training diverged: a NaN or infinite loss at epoch {epoch}, step {step}; the last "
+            f"good checkpoint ({last.name if last else 'none'}) is kept: lower --lr and "
+            f"--resume")
+
+
+def restore(model, meta_path, lr):
+    """Load the checkpoint into the model, keeping the learning rate of this run (the
+    optimizers' saved state holds the old one); returns the number of epochs it completed."""
+    try:
+        epoch = load_checkpoint(model, meta_path)["epoch"]
+    except ValueError as error:  # Keras: saved shapes or variables that do not fit this model
+        raise UserError(f"checkpoint {meta_path.with_suffix('.weights.h5')} does not fit this "
+                        f"model ({str(error).splitlines()[0]}): resume with the settings it "
+                        f"was trained with, or use another --out") from None
+    model.d_optimizer.learning_rate = model.g_optimizer.learning_rate = lr
+    print(f"Resuming from {meta_path.name}: {epoch} epochs done.")
+    return epoch
+
+
+def save_interrupted(model, out, guard, grids, settings):
+    """Ctrl-C: keep the weights of the epoch in progress (resume repeats that epoch from them)
+    and its grid, so no work is lost."""
+    done = max(guard.epoch - 1, 0)
+    save_checkpoint(model, out / CHECKPOINT_DIR, done, settings)
+    grid = grids.save_grid(f"interrupted-{guard.epoch}")
+    print(f"\nInterrupted in epoch {guard.epoch} at step {guard.step}: saved its weights as "
+          f"checkpoint {done} and the grid {grid}; continue with --resume.", file=sys.stderr)
 
 
 def finish(model, out):
@@ -159,6 +204,10 @@ def finish(model, out):
           f" and {out / 'losses.png'}.")
 
 
+class TrainingDiverged(Exception):
+    """The run stopped on a non-finite loss (exit code 1: not the user's input)."""
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -166,6 +215,11 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # the shell's code for Ctrl-C; the checkpoint is already saved
     return 0
 
 

@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path
 
+import math
+
 import keras
 import numpy as np
 
@@ -84,13 +86,38 @@ def prune_checkpoints(ckpt_dir, keep):
         meta_path.unlink(missing_ok=True)
 
 
+def all_finite(logs):
+    return all(math.isfinite(float(value)) for value in (logs or {}).values())
+
+
 class CheckpointCallback(keras.callbacks.Callback):
-    """A checkpoint at every epoch end, keeping the newest `keep`."""
+    """A checkpoint at every epoch end, keeping the newest `keep`; never one of a diverged
+    epoch (a non-finite loss), so NaN weights cannot replace the last good checkpoint."""
 
     def __init__(self, ckpt_dir, settings, keep=3):
         super().__init__()
         self.ckpt_dir, self.settings, self.keep = Path(ckpt_dir), settings, keep
 
     def on_epoch_end(self, epoch, logs=None):
-        save_checkpoint(self.model, self.ckpt_dir, epoch + 1, self.settings)
-        prune_checkpoints(self.ckpt_dir, self.keep)
+        if all_finite(logs):
+            save_checkpoint(self.model, self.ckpt_dir, epoch + 1, self.settings)
+            prune_checkpoints(self.ckpt_dir, self.keep)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is NaN or infinite and remembers where
+    (`diverged_at` = (epoch, step), both counted from 1); also knows the step in progress."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = self.step = 0
+        self.diverged_at = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.step = epoch + 1, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = batch + 1
+        if not all_finite(logs):
+            self.diverged_at = (self.epoch, self.step)
+            self.model.stop_training = True

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 import stylegan
+from utils import all_finite
 
 GIF_NAME = "generating.gif"
 GAP = 2  # pixels between cells
@@ -96,7 +97,8 @@ class MixingGridCallback(keras.callbacks.Callback):
         return path
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save_grid(epoch + 1)
+        if all_finite(logs):  # no grid of a diverged epoch
+            self.save_grid(epoch + 1)
 
 
 def epoch_grids(out_dir):

@@ -74,3 +74,35 @@ def test_the_command_line_exits_with_code_2_and_no_traceback(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == "error: --latent-dim must be at least 1, got 0"
     assert "Traceback" not in run.stderr
+
+
+def test_resume_refuses_a_checkpoint_of_another_network(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main(["--epochs", "1", "--limit", "64", "--out", str(out),
+                           "--data", str(SAMPLE)]) == 0
+    capsys.readouterr()
+    assert train_cli.main(["--resume", "--latent-dim", "64", "--out", str(out)]) == 2
+    assert ("the checkpoint was trained with --latent-dim 100, not 64"
+            in capsys.readouterr().err)
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert train_cli.main(["--out", str(blocker / "run")]) == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--limit", "128", "--batch-size", "32", "--out", str(out), "--data", str(SAMPLE)]
+    assert train_cli.main(["--epochs", "1", *common]) == 0
+    good = (out / "checkpoints" / "ckpt-0001.weights.h5").read_bytes()
+    capsys.readouterr()
+    assert train_cli.main(["--epochs", "3", "--lr", "1e30", "--resume", *common]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged: a NaN or infinite loss at epoch 2, step" in err
+    assert "(ckpt-0001.json) is kept" in err
+    assert (out / "checkpoints" / "ckpt-0001.weights.h5").read_bytes() == good
+    assert not (out / "checkpoints" / "ckpt-0002.json").exists()
+    assert not (out / "2.png").exists()

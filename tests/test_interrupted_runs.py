@@ -1,0 +1,72 @@
+"""A run killed at any moment, or stopped with Ctrl-C, resumes without losing finished work."""
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+
+import stylegan
+import utils
+from test_train_cli import SAMPLE, train
+from conftest import ROOT
+
+QUICK = ["--limit", "128", "--batch-size", "32", "--data", SAMPLE]
+
+
+def start_training(out):
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--epochs", "1000",
+                             *map(str, QUICK), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_last_complete_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    process = start_training(out)
+    wait_for(out / "checkpoints" / "ckpt-0002.json", process)
+    time.sleep(0.4)  # somewhere in epoch 3: training, drawing the grid or saving
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    done = utils.read_checkpoint_meta(utils.latest_checkpoint(out / "checkpoints"))["epoch"]
+    assert done >= 2
+    resumed = train("--resume", "--epochs", done, "--out", out)  # load and export only
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming from ckpt-{done:04d}.json: {done} epochs done" in resumed.stdout
+
+    checkpoint = stylegan.StyleGAN(seed=0)
+    checkpoint.compile()
+    utils.load_checkpoint(checkpoint, utils.latest_checkpoint(out / "checkpoints"))
+    exported = keras.saving.load_model(out / "generator.keras")
+    for a, b in zip(checkpoint.g.get_weights(), exported.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    more = train("--resume", "--epochs", done + 1, "--out", out)
+    assert more.returncode == 0, more.stderr
+    assert f"Epoch {done + 1}/{done + 1}" in more.stdout and f"Epoch {done}/" not in more.stdout
+    assert (out / "checkpoints" / f"ckpt-{done + 1:04d}.json").is_file()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_grid_then_resume_goes_on(tmp_path):
+    out = tmp_path / "run"
+    process = start_training(out)
+    wait_for(out / "checkpoints" / "ckpt-0001.json", process)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Interrupted in epoch" in stderr and "Traceback" not in stderr
+    assert list(out.glob("interrupted-*.png"))
+    done = utils.read_checkpoint_meta(utils.latest_checkpoint(out / "checkpoints"))["epoch"]
+    resumed = train("--resume", "--epochs", done + 1, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout
