@@ -38,8 +38,9 @@ class AdaNorm(layers.Layer):
         self.epsilon = epsilon  # keeps the division finite on a flat feature map
 
     def call(self, x):
-        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) * ops.rsqrt(variance + self.epsilon)
+        x32 = ops.cast(x, "float32")  # statistics in float32 also under mixed precision
+        mean, variance = ops.moments(x32, axes=[1, 2], keepdims=True)
+        return ops.cast((x32 - mean) * ops.rsqrt(variance + self.epsilon), x.dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -116,7 +117,8 @@ class Map(layers.Layer):
 
     def truncate(self, w, psi):
         """Truncation trick (paper, section 3.2 / appendix B): `w_avg + psi * (w - w_avg)`."""
-        return self.w_avg + psi * (w - self.w_avg)
+        w_avg = ops.cast(self.w_avg, w.dtype)
+        return w_avg + psi * (w - w_avg)
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "num_layers": self.num_layers,
@@ -228,7 +230,9 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape):
     for i in range(n_style):  # 7^2, 14^2, 28^2
         w_i = StyleSlot(i, name=f"w_{i}")(w)
         x = Style(filters, upsampling=i > 0, name=f"style_{i}")((x, w_i, noise))
-    o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", name="to_image")(x)
+    # float32 output also under mixed precision (Keras' advice for a model's last layer)
+    o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", dtype="float32",
+                      name="to_image")(x)
     return keras.Model([w, noise_], o, name="synthesis")
 
 
@@ -245,7 +249,7 @@ def build_discriminator(img_shape=IMG_SHAPE):
         layers.LeakyReLU(0.2),
         layers.Dropout(0.3),
         layers.Flatten(),
-        layers.Dense(1),  # a logit: real > 0 > fake
+        layers.Dense(1, dtype="float32"),  # a logit: real > 0 > fake; float32 for the loss
     ], name="discriminator")
 
 
@@ -330,6 +334,9 @@ class StyleGAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
+        if self.dtype_policy.name == "mixed_float16":  # float16 gradients underflow unscaled
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
         self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
 
     @property
@@ -341,9 +348,11 @@ class StyleGAN(keras.Model):
         return self.g(inputs, training=training)
 
     def build_optimizers(self):
-        """Create both optimizers' slots now (fit does it lazily) so a checkpoint can load them."""
-        self.d_optimizer.build(self.d.trainable_variables)
-        self.g_optimizer.build(self.g.trainable_variables)
+        """Create both optimizers' slots now (fit does it lazily), so that a checkpoint always
+        holds and loads them whole."""
+        for optimizer, net in ((self.d_optimizer, self.d), (self.g_optimizer, self.g)):
+            if not optimizer.built:
+                optimizer.build(net.trainable_variables)
 
     # -- random draws: keras.random with the model's SeedGenerator, never numpy (frozen when traced)
     def draw_crossover(self, batch_size):
@@ -371,7 +380,8 @@ class StyleGAN(keras.Model):
         labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
         with tf.GradientTape() as tape:
             d_loss = self.loss_fn(labels, self.d(images, training=True))
-        grads = tape.gradient(d_loss, self.d.trainable_variables)
+            scaled_loss = self.d_optimizer.scale_loss(d_loss)  # mixed_float16 loss scaling
+        grads = tape.gradient(scaled_loss, self.d.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
 
         # 2. generator: fool D (non-saturating loss: label the fakes as real)
@@ -380,7 +390,8 @@ class StyleGAN(keras.Model):
             w = self.mapping(z, training=True)
             logits = self.d(self.synthesis([w, noise], training=True), training=False)
             g_loss = self.loss_fn(ops.ones((batch_size, 1)), logits)
-        grads = tape.gradient(g_loss, self.g.trainable_variables)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss)
+        grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
 
@@ -390,7 +401,7 @@ class StyleGAN(keras.Model):
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""
-        w_mean = ops.mean(w, axis=(0, 1))
+        w_mean = ops.mean(ops.cast(w, "float32"), axis=(0, 1))
         w_avg = self.mapping.w_avg
         w_avg.assign(w_mean + self.w_avg_beta * (w_avg - w_mean))
 

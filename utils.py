@@ -34,6 +34,7 @@ def save_checkpoint(model, ckpt_dir, epoch, settings):
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     weights_path, meta_path = checkpoint_files(ckpt_dir, epoch)
     tmp_weights = weights_path.with_name(".tmp-" + weights_path.name)
+    model.build_optimizers()
     model.save_weights(tmp_weights)
     os.replace(tmp_weights, weights_path)
     meta = {"epoch": epoch, "settings": settings,

@@ -1,0 +1,113 @@
+"""Training speed of the tutorial's StyleGAN: compiled step, XLA, and the tutorial's eager loop.
+
+    python benchmarks/bench_train.py                       # float32, all three ways
+    python benchmarks/bench_train.py --precision float32,mixed_bfloat16
+
+Each way runs in its own process (so its peak memory is its own) on the same fixed batch of
+real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps. The baseline is
+the tutorial's way: the same `train_step` called from a plain Python loop, no tf.function. The
+table gives each way's speed as a ratio to that baseline measured in the same run, which is the
+figure to compare across machines (absolute speeds on shared machines drift).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WAYS = {  # name: how the step runs
+    "eager": "the tutorial's loop: train_step called eagerly (baseline)",
+    "compiled": "tf.function(train_step), as model.fit runs it",
+    "xla": "tf.function(train_step, jit_compile=True)",
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="timed steps per way")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--latent-dim", type=int, default=100)
+    p.add_argument("--precision", default="float32",
+                   help="comma-separated Keras dtype policies: float32, mixed_bfloat16 "
+                        "(CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPUs)")
+    p.add_argument("--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
+    p.add_argument("--worker", nargs=2, metavar=("WAY", "PRECISION"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def run_worker(way, precision, args):
+    """Time one way in this process; print one JSON line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(ROOT))
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import mnist_ds
+    import stylegan
+
+    keras.mixed_precision.set_dtype_policy(precision)
+    keras.utils.set_random_seed(0)
+    model = stylegan.StyleGAN(latent_dim=args.latent_dim, seed=0)
+    model.compile()
+    images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size]
+    batch = tf.constant(images[..., None].astype("float32") / 127.5 - 1.0)
+    step = {"eager": model.train_step,
+            "compiled": tf.function(model.train_step),
+            "xla": tf.function(model.train_step, jit_compile=True)}[way]
+
+    for _ in range(args.warmup):
+        logs = step(batch)
+    float(logs["g_loss"])  # wait for the warm-up to finish
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        logs = step(batch)
+    losses = [float(logs["d_loss"]), float(logs["g_loss"])]  # also waits for the last step
+    seconds = (time.perf_counter() - start) / args.steps
+    print(json.dumps({"way": way, "precision": precision, "step_s": seconds,
+                      "finite": bool(np.all(np.isfinite(losses))),
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def measure(way, precision, argv):
+    command = [sys.executable, __file__, *argv, "--worker", way, precision]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:  # reported in the table, with the error's last line
+        error = run.stderr.strip().splitlines()[-1][:200]
+        print(f"{way} / {precision} failed: {error}", file=sys.stderr)
+        return {"way": way, "precision": precision, "error": error}
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        return run_worker(*args.worker, args)
+    ways = args.ways.split(",")
+    print(f"StyleGAN train step, batch {args.batch_size}, latent {args.latent_dim}, "
+          f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
+    rows = [measure(way, precision, argv)
+            for precision in args.precision.split(",") for way in ways]
+    timed = [r for r in rows if "error" not in r]
+    baseline = next((r["step_s"] for r in timed if r["way"] == "eager"
+                     and r["precision"] == "float32"), timed[0]["step_s"])
+    print(f"\n| way | precision | ms/step | steps/s | images/s | vs eager float32 | "
+          f"peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['way']} | {r['precision']} | failed (see above) | | | | | |")
+            continue
+        print(f"| {r['way']} | {r['precision']} | {1000 * r['step_s']:.0f} | "
+              f"{1 / r['step_s']:.2f} | {args.batch_size / r['step_s']:.0f} | "
+              f"{baseline / r['step_s']:.2f}x | {r['peak_rss_mib']:.0f} | {r['finite']} |")
+    print("\n" + "\n".join(f"{way}: {WAYS[way]}" for way in ways))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""How good are the digits and the mixes? FID, class coverage and mixing attribution.
+
+    python evaluate.py --checkpoint visual/stylegan/checkpoints/ckpt-0005.json --data mnist.npz
+    python evaluate.py --model visual/stylegan/generator.keras --data mnist.npz
+
+All measures live in the feature space of a small MNIST classifier (trained once on the train
+split, cached in --classifier, its test accuracy printed):
+- FID (Fréchet distance of the 128-unit penultimate layer) between --samples generated digits
+  and the MNIST test set, with the real floor (as many train digits against the test set);
+- the class histogram of generated digits, its KL divergence from uniform (0 = all ten classes
+  equally often; log 10 = 2.30 = one class only) and the mean classifier confidence;
+- mixing attribution: for pairs (z1, z2) mixed at the grid's crossover, how often the mix's class
+  is the coarse source's (z1) and how often the fine source's (z2), over pairs of two classes;
+- the paper's Table 2 measure: FID with 1 latent, and with 2 latents mixed at a random crossover.
+Writes the numbers as JSON (default: beside the checkpoint or model) and prints a table.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import stylegan  # noqa: E402
+from mnist_ds import DataError, load_mnist  # noqa: E402
+from utils import UserError, load_checkpoint, read_checkpoint_meta  # noqa: E402
+from visual import grid_crossover  # noqa: E402
+
+DEFAULT_CLASSIFIER = Path("visual/mnist_classifier.keras")
+FEATURES = "features"  # the classifier's 128-unit penultimate layer: the FID space
+
+
+# ---------------------------------------------------------------------------------------------
+# The classifier
+# ---------------------------------------------------------------------------------------------
+def build_classifier():
+    """A small CNN on [-1, 1] images (the generator's range)."""
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.Conv2D(64, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Dropout(0.25),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu", name=FEATURES),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(10, activation="softmax"),
+    ], name="mnist_classifier")
+
+
+def to_unit_range(images):
+    return images[..., None].astype("float32") / 127.5 - 1.0
+
+
+def get_classifier(path, mnist, epochs=3, verbose=1):
+    """The cached classifier, or a new one trained on the train split and saved to `path`."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    path = Path(path)
+    if path.is_file():
+        classifier = keras.saving.load_model(path)
+    else:
+        print(f"Training the MNIST classifier once ({len(x_train):,} digits, {epochs} epochs); "
+              f"cached in {path}")
+        keras.utils.set_random_seed(0)
+        classifier = build_classifier()
+        classifier.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        classifier.fit(to_unit_range(x_train), y_train, batch_size=128, epochs=epochs,
+                       verbose=verbose)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        classifier.save(path)
+    accuracy = float(np.mean(np.argmax(classifier.predict(to_unit_range(x_test), 256, verbose=0),
+                                       axis=1) == y_test))
+    return classifier, accuracy
+
+
+def feature_model(classifier):
+    """Classifier -> (128 features, 10 class probabilities)."""
+    return keras.Model(classifier.inputs,
+                       [classifier.get_layer(FEATURES).output, classifier.outputs[0]])
+
+
+# ---------------------------------------------------------------------------------------------
+# The measures
+# ---------------------------------------------------------------------------------------------
+def fid(features_a, features_b):
+    """Fréchet distance between Gaussians fitted to two feature sets:
+    |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)); the trace of the square root is
+    computed as the sum of sqrt(eigenvalues) of the symmetric C_a^(1/2) C_b C_a^(1/2)."""
+    mu_a, mu_b = features_a.mean(0), features_b.mean(0)
+    cov_a = np.cov(features_a, rowvar=False)
+    cov_b = np.cov(features_b, rowvar=False)
+    root_a = _sqrt_psd(cov_a)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+def _sqrt_psd(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def class_coverage(probabilities):
+    """Share of each predicted class, KL(shares || uniform) and the mean top probability."""
+    shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
+    nonzero = shares[shares > 0]
+    kl = float(np.sum(nonzero * np.log(nonzero * 10)))
+    return shares, kl, float(probabilities.max(1).mean())
+
+
+class Evaluator:
+    """Generates from a generator and measures in the classifier's feature space."""
+
+    def __init__(self, generator, classifier, seed=0, batch_size=500):
+        self.generator = generator
+        self.features = feature_model(classifier)
+        self.n_style, self.latent_dim = generator.input[0].shape[1:]
+        self.rng = np.random.default_rng(seed)
+        self.batch_size = batch_size
+
+    def embed(self, images):
+        features, probabilities = self.features.predict(images, self.batch_size, verbose=0)
+        return features, probabilities
+
+    def images(self, z_stack, psi=1.0):
+        noise = self.rng.standard_normal((len(z_stack), 28, 28), dtype=np.float32)
+        return stylegan.generate(self.generator, z_stack, noise, psi, batch_size=self.batch_size)
+
+    def draw_z(self, n):
+        return self.rng.standard_normal((n, self.latent_dim), dtype=np.float32)
+
+    def single_latent(self, n, psi=1.0):
+        return self.images(stylegan.repeat_z(self.draw_z(n), self.n_style), psi)
+
+    def random_mixes(self, n, psi=1.0):
+        """Two latents per image, crossover k drawn uniformly in [1, n_style) (Table 2)."""
+        k = self.rng.integers(1, max(self.n_style, 2), n)
+        return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), k, self.n_style), psi)
+
+    def attribution(self, pairs, psi=1.0):
+        """Shares of mixes (at the grid's crossover) classed as the coarse or the fine source,
+        over the pairs whose two sources are classed differently."""
+        z1, z2 = self.draw_z(pairs), self.draw_z(pairs)
+        noise = self.rng.standard_normal((pairs, 28, 28), dtype=np.float32)
+        crossover = grid_crossover(self.n_style)
+        classes = []
+        for z in (stylegan.repeat_z(z1, self.n_style), stylegan.repeat_z(z2, self.n_style),
+                  stylegan.mix_z(z1, z2, crossover, self.n_style)):
+            images = stylegan.generate(self.generator, z, noise, psi, batch_size=self.batch_size)
+            classes.append(self.embed(images)[1].argmax(1))
+        coarse, fine, mixed = classes
+        differ = coarse != fine
+        n = int(differ.sum())
+        return {"crossover": crossover, "pairs": pairs, "pairs_of_two_classes": n,
+                "follows_coarse": float(np.mean(mixed[differ] == coarse[differ])) if n else None,
+                "follows_fine": float(np.mean(mixed[differ] == fine[differ])) if n else None}
+
+
+def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0):
+    """Every measure, as a dict."""
+    (x_train, _), (x_test, _) = mnist
+    ev = Evaluator(generator, classifier, seed)
+    test_features = ev.embed(to_unit_range(x_test))[0]
+    real = x_train[np.random.default_rng(seed).permutation(len(x_train))[:samples]]
+    single_features, single_probs = ev.embed(ev.single_latent(samples, psi))
+    mixed_features = ev.embed(ev.random_mixes(samples, psi))[0]
+    shares, kl, confidence = class_coverage(single_probs)
+    return {
+        "samples": samples, "truncation_psi": psi,
+        "fid": fid(single_features, test_features),
+        "fid_real_floor": fid(ev.embed(to_unit_range(real))[0], test_features),
+        "fid_mixed": fid(mixed_features, test_features),
+        "class_shares": shares.round(4).tolist(),
+        "kl_from_uniform": kl,
+        "mean_confidence": confidence,
+        "mixing": ev.attribution(pairs, psi),
+    }
+
+
+def format_table(result):
+    mixing = result["mixing"]
+    shares = " ".join(f"{d}:{100 * s:.0f}%" for d, s in enumerate(result["class_shares"]))
+    follow = lambda key: ("n/a" if mixing[key] is None else f"{100 * mixing[key]:.0f}%")
+    rows = [
+        ("classifier test accuracy", f"{100 * result['classifier_accuracy']:.2f}%"),
+        (f"FID, {result['samples']:,} samples vs MNIST test", f"{result['fid']:.2f}"),
+        ("FID real floor (train vs test)", f"{result['fid_real_floor']:.2f}"),
+        ("FID 2 latents, random crossover (Table 2)", f"{result['fid_mixed']:.2f}"),
+        ("class shares", shares),
+        ("KL from uniform (0 best, 2.30 worst)", f"{result['kl_from_uniform']:.3f}"),
+        ("mean classifier confidence", f"{result['mean_confidence']:.3f}"),
+        (f"mix class = coarse source (layers < {mixing['crossover']})", follow("follows_coarse")),
+        ("mix class = fine source", follow("follows_fine")),
+        ("  over pairs of two classes", f"{mixing['pairs_of_two_classes']} of {mixing['pairs']}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def load_generator(checkpoint=None, model=None):
+    """The generator of a training checkpoint (.json) or of an exported .keras file."""
+    if model:
+        path = Path(model)
+        if not path.is_file():
+            raise UserError(f"model file {path} does not exist: give the generator.keras a "
+                            f"training run exported")
+        try:
+            return keras.saving.load_model(path)
+        except Exception as error:  # Keras raises many kinds for a file it cannot read
+            raise UserError(f"{path} is not a saved generator ({error}); give a generator."
+                            f"keras file") from None
+    path = Path(checkpoint)
+    if not path.is_file() or path.suffix != ".json":
+        raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
+                        f"visual/stylegan/checkpoints/ckpt-0005.json")
+    settings = read_checkpoint_meta(path)["settings"]
+    gan = stylegan.StyleGAN(latent_dim=settings["latent_dim"],
+                            mapping_activation=settings["mapping_activation"])
+    gan.compile()
+    load_checkpoint(gan, path)
+    return gan.g
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training checkpoint's .json")
+    source.add_argument("--model", help="an exported generator .keras file")
+    p.add_argument("--data", help="mnist.npz (default: as train.py finds it)")
+    p.add_argument("--samples", type=int, default=10000, help="generated digits per FID")
+    p.add_argument("--pairs", type=int, default=2000, help="(z1, z2) pairs for attribution")
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER),
+                   help="cached classifier (trained there on first use)")
+    p.add_argument("--classifier-epochs", type=int, default=3)
+    p.add_argument("--json", help="where to write the numbers (default: beside the input, "
+                                  "<name>.eval.json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if args.samples < 2 or args.pairs < 1:
+            raise UserError("--samples must be at least 2 and --pairs at least 1")
+        generator = load_generator(args.checkpoint, args.model)
+        try:
+            mnist = load_mnist(args.data)
+        except DataError as error:
+            raise UserError(str(error)) from None
+        if mnist[0][1] is None or mnist[1][0] is None:
+            raise UserError("the data file needs y_train, x_test and y_test to evaluate")
+        classifier, accuracy = get_classifier(args.classifier, mnist, args.classifier_epochs)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    result = {"source": args.checkpoint or args.model, "classifier_accuracy": accuracy,
+              **evaluate(generator, classifier, mnist, args.samples, args.pairs, args.psi,
+                         args.seed)}
+    source = Path(args.checkpoint or args.model)
+    out = Path(args.json) if args.json else source.with_name(source.stem + ".eval.json")
+    out.write_text(json.dumps(result, indent=2))
+    print(format_table(result))
+    if accuracy < 0.985:
+        print(f"note: the classifier's test accuracy is below 98.5%: its features are a weak "
+              f"yardstick (train it on the full MNIST: --data)")
+    print(f"Wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
