@@ -18,7 +18,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -28,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import stylegan  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
-from utils import UserError, load_checkpoint, read_checkpoint_meta  # noqa: E402
+from utils import ArgumentParser, UserError, load_generator  # noqa: E402
 from visual import grid_crossover  # noqa: E402
 
 DEFAULT_CLASSIFIER = Path("visual/mnist_classifier.keras")
@@ -204,32 +203,8 @@ def format_table(result):
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-def load_generator(checkpoint=None, model=None):
-    """The generator of a training checkpoint (.json) or of an exported .keras file."""
-    if model:
-        path = Path(model)
-        if not path.is_file():
-            raise UserError(f"model file {path} does not exist: give the generator.keras a "
-                            f"training run exported")
-        try:
-            return keras.saving.load_model(path)
-        except Exception as error:  # Keras raises many kinds for a file it cannot read
-            raise UserError(f"{path} is not a saved generator ({error}); give a generator."
-                            f"keras file") from None
-    path = Path(checkpoint)
-    if not path.is_file() or path.suffix != ".json":
-        raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
-                        f"visual/stylegan/checkpoints/ckpt-0005.json")
-    settings = read_checkpoint_meta(path)["settings"]
-    gan = stylegan.StyleGAN(latent_dim=settings["latent_dim"],
-                            mapping_activation=settings["mapping_activation"])
-    gan.compile()
-    load_checkpoint(gan, path)
-    return gan.g
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a training checkpoint's .json")
     source.add_argument("--model", help="an exported generator .keras file")
@@ -270,8 +245,8 @@ def main(argv=None):
     out.write_text(json.dumps(result, indent=2))
     print(format_table(result))
     if accuracy < 0.985:
-        print(f"note: the classifier's test accuracy is below 98.5%: its features are a weak "
-              f"yardstick (train it on the full MNIST: --data)")
+        print("note: the classifier's test accuracy is below 98.5%: its features are a weak "
+              "yardstick (train it on the full MNIST: --data)")
     print(f"Wrote {out}")
     return 0
 

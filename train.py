@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -20,8 +19,8 @@ import keras  # noqa: E402
 
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
 from stylegan import StyleGAN  # noqa: E402
-from utils import (CHECKPOINT_DIR, CheckpointCallback, StopOnNonFiniteLoss,  # noqa: E402
-                   UserError, latest_checkpoint, load_checkpoint, read_checkpoint_meta,
+from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
+                   StopOnNonFiniteLoss, UserError, latest_checkpoint, load_checkpoint, read_checkpoint_meta,
                    save_checkpoint)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
@@ -36,14 +35,14 @@ DEFAULTS = dict(
     seed=0,  # seeds the weights, the training draws and the grid's z codes
     out="visual/stylegan",
     keep=3,  # checkpoints kept (the newest)
+    precision="float32",  # or mixed_bfloat16 (CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPU)
 )
 # settings that fix the network or the grid: a resumed run must keep them
 FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     d = DEFAULTS  # flags default to None so a resumed run can tell what was given explicitly
     p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
     p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
@@ -57,6 +56,8 @@ def parse_args(argv=None):
                                   "download, else the shipped 2,500-digit sample)")
     p.add_argument("--out", help=f"output folder (default {d['out']})")
     p.add_argument("--seed", type=int, help=f"default {d['seed']}")
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                   help=f"Keras dtype policy (default {d['precision']})")
     p.add_argument("--jit", action="store_true", help="compile the step with XLA")
     p.add_argument("--limit", type=int, help="use only the first N training images")
     p.add_argument("--keep", type=int, help=f"checkpoints to keep (default {d['keep']})")
@@ -109,6 +110,7 @@ def find_resume_point(ckpt_dir):
 
 
 def build_model(settings, jit):
+    keras.mixed_precision.set_dtype_policy(settings["precision"])
     model = StyleGAN(latent_dim=settings["latent_dim"], mixing_prob=settings["mixing_prob"],
                      mapping_activation=settings["mapping_activation"], seed=settings["seed"])
     model.compile(d_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0),
@@ -172,12 +174,7 @@ def fit(model, dataset, out, settings, initial_epoch):
 def restore(model, meta_path, lr):
     """Load the checkpoint into the model, keeping the learning rate of this run (the
     optimizers' saved state holds the old one); returns the number of epochs it completed."""
-    try:
-        epoch = load_checkpoint(model, meta_path)["epoch"]
-    except ValueError as error:  # Keras: saved shapes or variables that do not fit this model
-        raise UserError(f"checkpoint {meta_path.with_suffix('.weights.h5')} does not fit this "
-                        f"model ({str(error).splitlines()[0]}): resume with the settings it "
-                        f"was trained with, or use another --out") from None
+    epoch = load_checkpoint(model, meta_path)["epoch"]
     model.d_optimizer.learning_rate = model.g_optimizer.learning_rate = lr
     print(f"Resuming from {meta_path.name}: {epoch} epochs done.")
     return epoch

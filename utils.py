@@ -6,12 +6,12 @@ A checkpoint is two files in `<out>/checkpoints/`:
 Both are written to a temporary name and renamed, the json last: a json on disk means its
 weights are complete, so a run killed at any moment leaves the last good checkpoint readable.
 """
+import argparse
 import json
+import math
 import os
 import re
 from pathlib import Path
-
-import math
 
 import keras
 import numpy as np
@@ -20,7 +20,14 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 class UserError(Exception):
-    """Bad input from the user: train.py prints the one-line message and exits with code 2."""
+    """Bad input from the user: the scripts print the one-line message and exit with code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag gives one line and exit code 2, like every other input error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def checkpoint_files(ckpt_dir, epoch):
@@ -73,8 +80,13 @@ def load_checkpoint(model, meta_path):
     """Restore weights, optimizer state and random state into a compiled model; returns the
     checkpoint's meta (its "epoch" is where training continues)."""
     meta = read_checkpoint_meta(meta_path)
+    weights = Path(meta_path).with_suffix(".weights.h5")
     model.build_optimizers()  # the slots must exist before their saved values can load
-    model.load_weights(Path(meta_path).with_suffix(".weights.h5"))
+    try:
+        model.load_weights(weights)
+    except (ValueError, OSError) as error:  # saved shapes or variables that do not fit
+        raise UserError(f"checkpoint {weights} does not fit this model ({_first_line(error)}):"
+                        f" use the settings it was trained with") from None
     state = model.seed_generator.state
     state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
     return meta
@@ -122,3 +134,33 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if not all_finite(logs):
             self.diverged_at = (self.epoch, self.step)
             self.model.stop_training = True
+
+
+def load_generator(checkpoint=None, model=None):
+    """The generator of a training checkpoint (its .json) or of an exported .keras file."""
+    import stylegan  # here, not at the top: stylegan imports nothing from utils, keep it so
+
+    if model:
+        path = Path(model)
+        if not path.is_file():
+            raise UserError(f"model file {path} does not exist: give the generator.keras that "
+                            f"a training run exported")
+        try:
+            return keras.saving.load_model(path)
+        except Exception as error:  # Keras raises many kinds for a file it cannot read
+            raise UserError(f"{path} is not a saved generator ({_first_line(error)}): give a "
+                            f"generator.keras file") from None
+    path = Path(checkpoint)
+    if not path.is_file() or path.suffix != ".json":
+        raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
+                        f"visual/stylegan/checkpoints/ckpt-0005.json")
+    settings = read_checkpoint_meta(path)["settings"]
+    gan = stylegan.StyleGAN(latent_dim=settings["latent_dim"],
+                            mapping_activation=settings["mapping_activation"])
+    gan.compile()
+    load_checkpoint(gan, path)
+    return gan.g
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

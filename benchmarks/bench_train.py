@@ -97,8 +97,8 @@ def main(argv=None):
     timed = [r for r in rows if "error" not in r]
     baseline = next((r["step_s"] for r in timed if r["way"] == "eager"
                      and r["precision"] == "float32"), timed[0]["step_s"])
-    print(f"\n| way | precision | ms/step | steps/s | images/s | vs eager float32 | "
-          f"peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|")
+    print("\n| way | precision | ms/step | steps/s | images/s | vs eager float32 | "
+          "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['way']} | {r['precision']} | failed (see above) | | | | | |")

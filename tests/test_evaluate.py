@@ -7,7 +7,6 @@ import pytest
 import evaluate
 import stylegan
 import utils
-from conftest import TINY
 from test_train_cli import SAMPLE
 
 

@@ -83,3 +83,20 @@ def test_a_checkpoint_without_its_json_is_not_used(tiny_model, tmp_path):
     utils.save_checkpoint(tiny_model, tmp_path, 2, settings={})
     (tmp_path / "ckpt-0002.json").unlink()  # as if killed between the two writes
     assert utils.latest_checkpoint(tmp_path).name == "ckpt-0001.json"
+
+
+def test_mixed_bfloat16_trains_with_finite_losses_and_float32_images():
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = stylegan.StyleGAN(**TINY, seed=0)
+        model.compile()
+        history = model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
+        z = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
+        images = model.generate(z, seed=0)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    assert model.g.get_layer("synthesis").get_layer("style_1").compute_dtype == "bfloat16"
+    assert np.all(np.isfinite(history.history["g_loss"] + history.history["d_loss"]))
+    assert images.dtype == np.float32 and np.all(np.abs(images) <= 1)
