@@ -1,0 +1,362 @@
+"""Explore a trained generator: the tutorial's pictures of what each part of StyleGAN does.
+
+    python generate.py --model visual/stylegan/generator.keras mix --rows 1,2,3 --cols 4,5,6
+    python generate.py --checkpoint visual/stylegan/checkpoints/ckpt-0020.json truncation
+
+Subcommands (each writes one file, --out, and is the same for the same seeds):
+  mix          a grid: row seeds give the chosen style layers (--layers coarse|middle|fine|A:B,
+               or --crossover K for layers < K), column seeds the rest (the paper's Figure 3);
+               --pair A B: source A, the mix, source B side by side
+  truncation   seeds x psi: w = w_avg + psi (w - w_avg)
+  noise        one z under several noise images, the per-pixel std over many (paper, Fig. 4),
+               and the image with the noise turned off in one layer at a time
+  levels       a base seed with one style layer's w taken from another seed, layer by layer
+  interpolate  a GIF walking between seeds, linear in z (left) and linear in w (right)
+  samples      N images as .npy (float32 [N, 28, 28, 1] in [-1, 1]); --mixed DIR writes
+               coarse.npy, fine.npy, mixed.npy for N (z1, z2) pairs at the grid's crossover
+
+A seed s always means the z drawn by numpy.random.default_rng(s), on every style layer.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+import stylegan  # noqa: E402
+from utils import ArgumentParser, UserError, load_generator  # noqa: E402
+from visual import grid_crossover, to_uint8  # noqa: E402
+
+
+class Explorer:
+    """A generator with the pieces the figures need: z of a seed, w, synthesis from w."""
+
+    def __init__(self, generator, noise_seed=0):
+        self.generator = generator
+        self.mapping = generator.get_layer("map")
+        self.synthesis = generator.get_layer("synthesis")
+        self.n_style, self.latent_dim = generator.input[0].shape[1:]
+        self.noise = np.random.default_rng(noise_seed).standard_normal((1, 28, 28), "float32")
+
+    def z(self, seeds):
+        return np.stack([np.random.default_rng(s).standard_normal(self.latent_dim, "float32")
+                         for s in seeds])
+
+    def w(self, z):
+        """w [n, n_style, w_dim] of z [n, latent] (the same z on every layer)."""
+        return np.asarray(self.mapping(stylegan.repeat_z(z, self.n_style)))
+
+    def from_w(self, w, noise=None):
+        noise = np.repeat(self.noise, len(w), axis=0) if noise is None else noise
+        return np.asarray(self.synthesis([w, noise]))
+
+    def layer_set(self, spec):
+        """coarse / middle / fine (the style layers in thirds, low resolution first) or A:B."""
+        thirds = dict(zip(("coarse", "middle", "fine"),
+                          np.array_split(np.arange(self.n_style), 3)))
+        if spec in thirds:
+            layers = thirds[spec]
+        else:
+            try:
+                start, stop = (int(part) for part in spec.split(":"))
+            except ValueError:
+                raise UserError(f"--layers {spec!r}: give coarse, middle, fine or a range A:B "
+                                f"of style layers") from None
+            if not 0 <= start < stop <= self.n_style:
+                raise UserError(f"--layers {spec}: the generator has style layers 0.."
+                                f"{self.n_style - 1}, so A:B needs 0 <= A < B <= "
+                                f"{self.n_style}")
+            layers = np.arange(start, stop)
+        if len(layers) == 0:
+            raise UserError(f"--layers {spec}: no style layer of {self.n_style} is {spec}")
+        return layers
+
+    def crossover_layers(self, k):
+        if not 1 <= k < self.n_style:
+            raise UserError(f"--crossover {k} is outside [1, {self.n_style}): the rows give "
+                            f"layers 0..k-1 and the columns the rest, so both need one")
+        return np.arange(k)
+
+    def mix(self, w_rows, w_cols, layers):
+        """w_cols with the given layers replaced by w_rows' (pairwise)."""
+        w = w_cols.copy()
+        w[:, layers] = w_rows[:, layers]
+        return w
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", ylabel="",
+                titles=None):
+    """cells [rows, cols, h, w] (values in [-1, 1], NaN for an empty cell) as a labelled grid;
+    col_labels title the top row, or titles[r][c] every cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = cells.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1, 1.1 * rows + 1),
+                             squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(cells[r, c], cmap="gray", vmin=-1, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if titles:
+                ax.set_title(titles[r][c], fontsize=7)
+            elif r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=8)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.supxlabel(xlabel, fontsize=9)
+    fig.supylabel(ylabel, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def images(x):
+    return np.asarray(x)[..., 0]
+
+
+def cmd_mix(ex, args):
+    layers = (ex.crossover_layers(args.crossover) if args.crossover is not None
+              else ex.layer_set(args.layers))
+    which = (f"style layer {layers[0]}" if len(layers) == 1
+             else f"style layers {layers[0]}..{layers[-1]}")
+    if args.pair:
+        a, b = args.pair
+        w_a, w_b = ex.w(ex.z([a])), ex.w(ex.z([b]))
+        row = np.concatenate([ex.from_w(w_a), ex.from_w(ex.mix(w_a, w_b, layers)),
+                              ex.from_w(w_b)])
+        return save_figure(images(row)[None], args.out,
+                           f"Style mixing: {which} from seed {a}, the rest from seed {b}",
+                           col_labels=[f"source A (seed {a})", "mix", f"source B (seed {b})"])
+    rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
+    w_rows, w_cols = ex.w(ex.z(rows)), ex.w(ex.z(cols))
+    mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
+                             layers))
+    cells = np.full((len(rows) + 1, len(cols) + 1, 28, 28), -1.0, np.float32)
+    cells[0, 1:] = images(ex.from_w(w_cols))
+    cells[1:, 0] = images(ex.from_w(w_rows))
+    cells[1:, 1:] = images(mixes).reshape(len(rows), len(cols), 28, 28)
+    return save_figure(cells, args.out, f"Style mixing: {which} from the row seed, the rest "
+                                        f"from the column seed",
+                       row_labels=["", *(f"seed {s}" for s in rows)],
+                       col_labels=["", *(f"seed {s}" for s in cols)],
+                       xlabel="column source", ylabel="row source")
+
+
+def cmd_truncation(ex, args):
+    seeds, psis = parse_seeds(args.seeds, "--seeds"), parse_floats(args.psis, "--psis")
+    w = ex.w(ex.z(seeds))
+    w_avg = np.asarray(ex.mapping.w_avg)
+    cells = np.stack([images(ex.from_w(w_avg + psi * (w - w_avg))) for psi in psis], axis=1)
+    return save_figure(cells, args.out, "Truncation: w = w_avg + psi (w - w_avg)",
+                       row_labels=[f"seed {s}" for s in seeds],
+                       col_labels=[f"psi = {p:g}" for p in psis], xlabel="psi",
+                       ylabel="seed")
+
+
+def cmd_noise(ex, args):
+    w = ex.w(ex.z([args.seed]))
+    rng = np.random.default_rng(args.noise_seed)
+    draws = rng.standard_normal((args.draws, 28, 28), "float32")
+    many = images(ex.from_w(np.repeat(w, args.draws, 0), draws))
+    std = many.std(axis=0)
+    top = [*many[: args.show], 2 * std / max(std.max(), 1e-8) - 1]  # std scaled to the range
+    off = [images(ex.from_w(w))[0]]
+    labels = ["all noise on"]
+    for name, layer in noise_layers(ex.synthesis):
+        saved = layer.noise_scale.numpy()
+        layer.noise_scale.assign(np.zeros_like(saved))
+        off.append(images(ex.from_w(w))[0])
+        layer.noise_scale.assign(saved)
+        labels.append(f"off in {name}")
+    width = max(len(top), len(off))
+    cells = np.full((2, width, 28, 28), np.nan, np.float32)
+    cells[0, : len(top)] = top
+    cells[1, : len(off)] = off
+    top_titles = [*(f"noise {i + 1}" for i in range(args.show)),
+                  f"std, max {std.max():.2f}"]
+    pad = lambda names: [*names, *[""] * (width - len(names))]
+    return save_figure(cells, args.out, f"Noise inputs (B), seed {args.seed}: top, noise draws"
+                                        f" and the pixel std over {args.draws} (white = most"
+                                        f" change); bottom, noise off in one layer",
+                       titles=[pad(top_titles), pad(labels)],
+                       row_labels=["noise draws", "noise off"])
+
+
+def noise_layers(synthesis):
+    """(name, AddNoise layer) from the constant to the last style block."""
+    found = [("const", synthesis.get_layer("const_noise"))]
+    for layer in synthesis.layers:
+        if isinstance(layer, stylegan.Style):
+            found.append((layer.name, layer.add_noise))
+    return found
+
+
+def cmd_levels(ex, args):
+    others = parse_seeds(args.others, "--others")
+    w_base = ex.w(ex.z([args.seed]))
+    w_others = ex.w(ex.z(others))
+    rows = []
+    for w_other in w_others:
+        row = [ex.from_w(w_base)[0]]
+        for layer in range(ex.n_style):
+            row.append(ex.from_w(ex.mix(w_other[None], w_base, [layer]))[0])
+        row.append(ex.from_w(w_other[None])[0])
+        rows.append(images(np.stack(row)))
+    return save_figure(np.stack(rows), args.out,
+                       f"What each style layer controls: seed {args.seed} with one layer's w "
+                       f"from another seed",
+                       row_labels=[f"other: seed {s}" for s in others],
+                       col_labels=[f"base {args.seed}", *(f"layer {i} swapped"
+                                                          for i in range(ex.n_style)), "other"])
+
+
+def cmd_interpolate(ex, args):
+    seeds = parse_seeds(args.seeds, "--seeds")
+    if len(seeds) < 2:
+        raise UserError("--seeds needs at least two seeds to walk between")
+    z = ex.z(seeds)
+    w = ex.w(z)
+    t = np.linspace(0, 1, args.steps, endpoint=False, dtype=np.float32)[:, None]
+    frames = []
+    for a, b in zip(range(len(seeds)), [*range(1, len(seeds)), 0]):
+        z_walk = (1 - t) * z[a] + t * z[b]
+        w_walk = (1 - t)[..., None] * w[a] + t[..., None] * w[b]
+        left, right = to_uint8(ex.from_w(ex.w(z_walk))), to_uint8(ex.from_w(w_walk))
+        frames += [_labelled_frame(l, r, f"{seeds[a]}->{seeds[b]}") for l, r in zip(left, right)]
+    frames[0].save(args.out, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return args.out
+
+
+def _labelled_frame(left, right, caption, zoom=4):
+    pair = np.concatenate([left, np.full((28, 2), 128, np.uint8), right], axis=1)
+    image = Image.fromarray(pair).resize((pair.shape[1] * zoom, 28 * zoom), Image.NEAREST)
+    frame = Image.new("L", (image.width, image.height + 28), 255)
+    frame.paste(image, (0, 28))
+    draw = ImageDraw.Draw(frame)
+    draw.text((4, 2), "linear in z", fill=0)
+    draw.text((image.width // 2 + 4, 2), "linear in w", fill=0)
+    draw.text((4, 14), f"seeds {caption}", fill=80)
+    return frame
+
+
+def cmd_samples(ex, args):
+    rng = np.random.default_rng(args.seed)
+    if args.mixed:
+        out = Path(args.mixed)
+        out.mkdir(parents=True, exist_ok=True)
+        z1, z2 = (rng.standard_normal((args.n, ex.latent_dim), "float32") for _ in range(2))
+        noise = rng.standard_normal((args.n, 28, 28), "float32")
+        k = grid_crossover(ex.n_style)
+        for name, z in (("coarse", stylegan.repeat_z(z1, ex.n_style)),
+                        ("fine", stylegan.repeat_z(z2, ex.n_style)),
+                        ("mixed", stylegan.mix_z(z1, z2, k, ex.n_style))):
+            np.save(out / f"{name}.npy", stylegan.generate(ex.generator, z, noise, args.psi))
+        return out
+    z = stylegan.repeat_z(rng.standard_normal((args.n, ex.latent_dim), "float32"), ex.n_style)
+    noise = rng.standard_normal((args.n, 28, 28), "float32")
+    np.save(args.out, stylegan.generate(ex.generator, z, noise, args.psi))
+    return args.out
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def parse_seeds(text, flag):
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: give comma-separated whole numbers, e.g. 1,2,3") \
+            from None
+    if not seeds:
+        raise UserError(f"{flag}: give at least one seed")
+    return seeds
+
+
+def parse_floats(text, flag):
+    try:
+        return [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: give comma-separated numbers, e.g. 1,0.7,0") from None
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training checkpoint's .json")
+    source.add_argument("--model", help="an exported generator .keras file")
+    p.add_argument("--noise-seed", type=int, default=0, help="seed of the fixed noise image")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    mix = sub.add_parser("mix", help="style-mixing grid or pair")
+    mix.add_argument("--rows", default="1,2,3,4,5", help="row seeds (give their layers)")
+    mix.add_argument("--cols", default="6,7,8,9,10", help="column seeds (give the rest)")
+    mix.add_argument("--layers", default="coarse", help="coarse, middle, fine or A:B")
+    mix.add_argument("--crossover", type=int, help="rows give layers < K (instead of --layers)")
+    mix.add_argument("--pair", type=int, nargs=2, metavar=("A", "B"),
+                     help="seed A's layers into seed B, shown side by side")
+    mix.add_argument("--out", default="mix.png")
+
+    trunc = sub.add_parser("truncation", help="seeds x truncation psi")
+    trunc.add_argument("--seeds", default="1,2,3,4,5")
+    trunc.add_argument("--psis", default="1,0.7,0.5,0,-0.5,-1")
+    trunc.add_argument("--out", default="truncation.png")
+
+    noise = sub.add_parser("noise", help="the effect of the noise inputs")
+    noise.add_argument("--seed", type=int, default=1)
+    noise.add_argument("--draws", type=int, default=100, help="noise draws for the std map")
+    noise.add_argument("--show", type=int, default=5, help="noise draws shown")
+    noise.add_argument("--out", default="noise.png")
+
+    levels = sub.add_parser("levels", help="swap one style layer's w at a time")
+    levels.add_argument("--seed", type=int, default=1)
+    levels.add_argument("--others", default="2,3,4")
+    levels.add_argument("--out", default="levels.png")
+
+    walk = sub.add_parser("interpolate", help="GIF of a walk between seeds, in z and in w")
+    walk.add_argument("--seeds", default="1,2,3,4")
+    walk.add_argument("--steps", type=int, default=24, help="frames between two seeds")
+    walk.add_argument("--out", default="interpolate.gif")
+
+    samples = sub.add_parser("samples", help="N generated images as .npy")
+    samples.add_argument("--n", type=int, default=1000)
+    samples.add_argument("--psi", type=float, default=1.0)
+    samples.add_argument("--seed", type=int, default=0)
+    samples.add_argument("--mixed", metavar="DIR", help="write coarse/fine/mixed.npy here")
+    samples.add_argument("--out", default="samples.npy")
+    return p.parse_args(argv)
+
+
+COMMANDS = {"mix": cmd_mix, "truncation": cmd_truncation, "noise": cmd_noise,
+            "levels": cmd_levels, "interpolate": cmd_interpolate, "samples": cmd_samples}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        for name in ("draws", "show", "steps", "n"):
+            if getattr(args, name, 1) < 1:
+                raise UserError(f"--{name} must be at least 1")
+        explorer = Explorer(load_generator(args.checkpoint, args.model), args.noise_seed)
+        result = COMMANDS[args.command](explorer, args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

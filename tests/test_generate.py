@@ -1,0 +1,93 @@
+"""generate.py: every subcommand on a tiny generator, determinism, one-line errors."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import generate
+import utils
+
+
+@pytest.fixture
+def model_file(tiny_model, tmp_path):
+    tiny_model.mapping.w_avg.assign(np.full(16, 0.5, "float32"))
+    path = tmp_path / "generator.keras"
+    tiny_model.g.save(path)
+    return path
+
+
+def run(model_file, *args):
+    return generate.main(["--model", str(model_file), *map(str, args)])
+
+
+@pytest.mark.parametrize("command", [
+    ["mix", "--rows", "1,2", "--cols", "3,4,5"],
+    ["mix", "--pair", "1", "2", "--layers", "fine"],
+    ["mix", "--crossover", "2"],
+    ["truncation", "--seeds", "1,2", "--psis", "1,0,-1"],
+    ["noise", "--draws", "8", "--show", "3"],
+    ["levels", "--seed", "1", "--others", "2"],
+])
+def test_each_figure_is_written(model_file, tmp_path, command):
+    out = tmp_path / "figure.png"
+    assert run(model_file, *command, "--out", out) == 0
+    assert Image.open(out).size[0] > 200
+
+
+def test_the_interpolation_gif_walks_all_seeds_and_back(model_file, tmp_path):
+    out = tmp_path / "walk.gif"
+    assert run(model_file, "interpolate", "--seeds", "1,2,3", "--steps", 4, "--out", out) == 0
+    assert Image.open(out).n_frames == 3 * 4  # 1->2, 2->3, 3->1
+
+
+def test_samples_are_deterministic_tanh_images(model_file, tmp_path):
+    a, b, c = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "c.npy"
+    assert run(model_file, "samples", "--n", 6, "--seed", 3, "--out", a) == 0
+    assert run(model_file, "samples", "--n", 6, "--seed", 3, "--out", b) == 0
+    assert run(model_file, "samples", "--n", 6, "--seed", 4, "--out", c) == 0
+    samples = np.load(a)
+    assert samples.shape == (6, 28, 28, 1) and samples.dtype == np.float32
+    assert np.abs(samples).max() <= 1
+    np.testing.assert_array_equal(samples, np.load(b))
+    assert not np.array_equal(samples, np.load(c))
+
+
+def test_mixed_samples_are_aligned_coarse_fine_and_mix(model_file, tmp_path):
+    assert run(model_file, "samples", "--n", 5, "--mixed", tmp_path / "mixed") == 0
+    arrays = {name: np.load(tmp_path / "mixed" / f"{name}.npy")
+              for name in ("coarse", "fine", "mixed")}
+    assert all(a.shape == (5, 28, 28, 1) for a in arrays.values())
+    assert not np.array_equal(arrays["mixed"], arrays["coarse"])
+
+
+def test_levels_swap_exactly_one_layer(model_file):
+    ex = generate.Explorer(utils.load_generator(model=model_file))
+    w_base, w_other = ex.w(ex.z([1])), ex.w(ex.z([2]))
+    swapped = ex.mix(w_other, w_base, [1])
+    np.testing.assert_array_equal(swapped[:, [0, 2]], w_base[:, [0, 2]])
+    np.testing.assert_array_equal(swapped[:, 1], w_other[:, 1])
+    assert [list(ex.layer_set(n)) for n in ("coarse", "middle", "fine", "1:3")] == \
+        [[0], [1], [2], [1, 2]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mix", "--crossover", "3"], "--crossover 3 is outside [1, 3)"),
+    (["mix", "--layers", "2:9"], "style layers 0..2"),
+    (["mix", "--layers", "top"], "give coarse, middle, fine or a range"),
+    (["mix", "--rows", "a,b"], "comma-separated whole numbers"),
+    (["interpolate", "--seeds", "1"], "at least two seeds"),
+])
+def test_bad_arguments_give_one_line(model_file, capsys, args, message):
+    assert run(model_file, *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_model, tmp_path,
+                                                                         capsys):
+    assert generate.main(["--checkpoint", str(tmp_path / "none.json"), "mix"]) == 2
+    assert "is not a checkpoint's .json file" in capsys.readouterr().err
+    meta = utils.save_checkpoint(tiny_model, tmp_path, 1, {"latent_dim": 100,
+                                                           "mapping_activation": "linear"})
+    assert generate.main(["--checkpoint", str(meta), "mix"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit this model" in err and err.count("\n") == 1
