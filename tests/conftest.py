@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest  # noqa: E402
 
 import stylegan  # noqa: E402
 
+SAMPLE = ROOT / "data" / "mnist_sample.npz"
 TINY = dict(latent_dim=8, w_dim=16, filters=8)  # small enough for a test to train in seconds
 
 
@@ -20,3 +22,10 @@ def tiny_model():
     model = stylegan.StyleGAN(**TINY, seed=0)
     model.compile()
     return model
+
+
+def train_in_subprocess(*flags, cwd=ROOT):
+    """`python train.py FLAGS` as a user runs it, on the shipped sample."""
+    env = {**os.environ, "MNIST_PATH": str(SAMPLE), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, flags)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=600)

@@ -7,7 +7,7 @@ import pytest
 import evaluate
 import stylegan
 import utils
-from test_train_cli import SAMPLE
+from conftest import SAMPLE
 
 
 def test_fid_is_zero_for_the_same_set_and_grows_with_a_shift():

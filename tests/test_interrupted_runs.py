@@ -9,8 +9,8 @@ import numpy as np
 
 import stylegan
 import utils
-from test_train_cli import SAMPLE, train
-from conftest import ROOT
+from conftest import ROOT, SAMPLE
+from conftest import train_in_subprocess as train
 
 QUICK = ["--limit", "128", "--batch-size", "32", "--data", SAMPLE]
 
@@ -70,3 +70,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_grid_then_resume_goes_on(tmp_path):
     resumed = train("--resume", "--epochs", done + 1, "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout
+
+
+def test_a_checkpoint_without_its_json_is_not_used(tiny_model, tmp_path):
+    """A kill between writing the weights and the json: the older checkpoint is used."""
+    utils.save_checkpoint(tiny_model, tmp_path, 1, settings={})
+    utils.save_checkpoint(tiny_model, tmp_path, 2, settings={})
+    (tmp_path / "ckpt-0002.json").unlink()  # as if killed between the two writes
+    assert utils.latest_checkpoint(tmp_path).name == "ckpt-0001.json"

@@ -69,22 +69,6 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_mod
     np.testing.assert_array_equal(restored.draw_crossover(32), tiny_model.draw_crossover(32))
 
 
-def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
-    for epoch in range(1, 5):
-        utils.save_checkpoint(tiny_model, tmp_path, epoch, settings={})
-        utils.prune_checkpoints(tmp_path, keep=2)
-    assert [p.name for p in utils.list_checkpoints(tmp_path)] == ["ckpt-0003.json",
-                                                                "ckpt-0004.json"]
-    assert len(list(tmp_path.glob("*.weights.h5"))) == 2
-
-
-def test_a_checkpoint_without_its_json_is_not_used(tiny_model, tmp_path):
-    utils.save_checkpoint(tiny_model, tmp_path, 1, settings={})
-    utils.save_checkpoint(tiny_model, tmp_path, 2, settings={})
-    (tmp_path / "ckpt-0002.json").unlink()  # as if killed between the two writes
-    assert utils.latest_checkpoint(tmp_path).name == "ckpt-0001.json"
-
-
 def test_mixed_bfloat16_trains_with_finite_losses_and_float32_images():
     import keras
 
