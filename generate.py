@@ -101,11 +101,14 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
     import matplotlib.pyplot as plt
 
     rows, cols = cells.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1, 1.1 * rows + 1),
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1, 1.35 * rows + 1.2),
                              squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
+            if np.isnan(cells[r, c]).all():
+                ax.axis("off")
+                continue
             ax.imshow(cells[r, c], cmap="gray", vmin=-1, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             if titles:
@@ -188,9 +191,9 @@ def cmd_noise(ex, args):
     top_titles = [*(f"noise {i + 1}" for i in range(args.show)),
                   f"std, max {std.max():.2f}"]
     pad = lambda names: [*names, *[""] * (width - len(names))]
-    return save_figure(cells, args.out, f"Noise inputs (B), seed {args.seed}: top, noise draws"
-                                        f" and the pixel std over {args.draws} (white = most"
-                                        f" change); bottom, noise off in one layer",
+    return save_figure(cells, args.out, f"Noise inputs (B), seed {args.seed}\ntop: noise draws"
+                                        f" and the pixel std over {args.draws} (white = most "
+                                        f"change); bottom: noise off in one layer",
                        titles=[pad(top_titles), pad(labels)],
                        row_labels=["noise draws", "noise off"])
 
