@@ -17,6 +17,8 @@ Because every style layer reads its own slot of z, style mixing is only a choice
 in which slot (`mix_z`). The generator is a Keras functional model made of two parts, `map`
 (z -> w) and `synthesis` (w, noise -> image), so truncation can work on w at inference.
 """
+import math
+
 import keras
 import tensorflow as tf
 from keras import layers, ops
@@ -200,12 +202,35 @@ class StyleSlot(layers.Layer):
 # ---------------------------------------------------------------------------------------------
 # Generator and discriminator
 # ---------------------------------------------------------------------------------------------
+LOSSES = ("nonsaturating", "wgan-gp")
+FOLDER_SIZES = (32, 64, 128, 256)  # image sizes for folders of images (the tutorial's faces: 64)
+
+
+def architecture(image_size=28, filters=64, max_filters=256):
+    """Style layers and widths for an image size.
+
+    28 (MNIST): the tutorial's 7 -> 14 -> 28, `filters` in every block, a 7x7x128 constant.
+    32..256 (a power of two): a 4x4 constant and one style block per doubling up to image_size
+    (the tutorial's faces), `filters` wide at full resolution and twice as wide at each halving
+    down to 4x4, at most `max_filters`.
+    """
+    if image_size == 28:
+        return {"n_style": 3, "filters": [filters] * 3, "const_channels": 128}
+    if image_size not in FOLDER_SIZES:
+        raise ValueError(f"image size {image_size} is not supported: use 28 (MNIST) or one of "
+                         f"{', '.join(map(str, FOLDER_SIZES))}")
+    sizes = [4 * 2 ** i for i in range(int(math.log2(image_size)) - 1)]  # 4, 8, ..., image_size
+    widths = [min(max_filters, filters * image_size // size) for size in sizes]
+    return {"n_style": len(sizes), "filters": widths, "const_channels": widths[0]}
+
+
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
                     mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE):
-    """z [n, n_style, latent_dim] and noise [n, 28, 28] -> image [n, 28, 28, 1] in [-1, 1].
+    """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
 
-    The first style block works at 7x7 without upsampling, each later one doubles the size:
-    n_style = 3 gives 7 -> 14 -> 28 as in the tutorial.
+    The first style block works at the constant's size without upsampling, each later one
+    doubles the size: n_style = 3 gives 7 -> 14 -> 28 as in the tutorial. `filters`: one width
+    for every block, or a list with one per block.
     """
     up_blocks = n_style - 1
     base = img_shape[0] // 2 ** up_blocks
@@ -227,9 +252,10 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape):
     const = Const((base, base, const_channels), name="const")(w)
     x = AddNoise(name="const_noise")((const, noise))
     x = AdaNorm(name="const_norm")(x)
+    widths = filters if isinstance(filters, (list, tuple)) else [filters] * n_style
     for i in range(n_style):  # 7^2, 14^2, 28^2
         w_i = StyleSlot(i, name=f"w_{i}")(w)
-        x = Style(filters, upsampling=i > 0, name=f"style_{i}")((x, w_i, noise))
+        x = Style(widths[i], upsampling=i > 0, name=f"style_{i}")((x, w_i, noise))
     # float32 output also under mixed precision (Keras' advice for a model's last layer)
     o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", dtype="float32",
                       name="to_image")(x)
@@ -251,6 +277,20 @@ def build_discriminator(img_shape=IMG_SHAPE):
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),  # a logit: real > 0 > fake; float32 for the loss
     ], name="discriminator")
+
+
+def build_deep_discriminator(img_shape, filters=64, max_filters=256):
+    """For 32..256 px images: a strided Conv3x3 + LeakyReLU per halving down to 4x4, widths
+    mirroring the generator's; no BatchNorm, so the WGAN-GP penalty sees each sample alone."""
+    size = img_shape[0]
+    stack = [keras.Input(img_shape), layers.Conv2D(filters, 3, padding="same"),
+             layers.LeakyReLU(0.2)]
+    while size > 4:
+        size //= 2
+        stack += [layers.Conv2D(min(max_filters, filters * img_shape[0] // size), 3, strides=2,
+                                padding="same"), layers.LeakyReLU(0.2)]
+    stack += [layers.Flatten(), layers.Dense(1, dtype="float32")]
+    return keras.Sequential(stack, name="discriminator")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +333,12 @@ def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size
     return ops.convert_to_numpy(ops.concatenate(images, axis=0))
 
 
+def _replicas():
+    """Replicas training in sync (1 without tf.distribute): gradients are summed over them, so
+    each replica's mean loss is divided by their number."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 # ---------------------------------------------------------------------------------------------
 # The GAN: a keras.Model whose train_step does one D update and one G update
 # ---------------------------------------------------------------------------------------------
@@ -304,23 +350,35 @@ class StyleGAN(keras.Model):
     (`tf.function`, or XLA with `compile(jit_compile=True)`).
     """
 
-    def __init__(self, latent_dim=100, n_style=3, w_dim=128, filters=64, mapping_layers=3,
-                 mapping_activation=None, mixing_prob=0.9, w_avg_beta=0.995, seed=None,
-                 **kwargs):
+    def __init__(self, latent_dim=100, image_size=28, channels=1, w_dim=128, filters=64,
+                 max_filters=256, mapping_layers=3, mapping_activation="linear",
+                 mixing_prob=0.9, w_avg_beta=0.995, loss="nonsaturating", d_steps=1,
+                 gp_weight=10.0, seed=None, **kwargs):
         super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"loss {loss!r} is not one of {', '.join(LOSSES)}")
         self.latent_dim = latent_dim  # size of each z
-        self.n_style = n_style  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
+        self.image_size = image_size  # 28 (MNIST, the tutorial's net) or 32..256 (folders)
+        self.channels = channels  # 1 grey, 3 colour
         self.w_dim = w_dim  # size of w, the mapping net's output
-        self.filters = filters  # conv filters of every style block
+        self.filters = filters  # conv filters per style block (28) or at full resolution
+        self.max_filters = max_filters  # cap on the widths of the low resolutions (32..256)
         self.mapping_layers = mapping_layers  # Dense layers in the mapping net
         self.mapping_activation = mapping_activation  # "linear" as the tutorial found best
         self.mixing_prob = mixing_prob  # share of training samples made from two z codes
         self.w_avg_beta = w_avg_beta  # w_avg <- mean(w) + beta * (w_avg - mean(w))
+        self.loss = loss  # "nonsaturating" (the tutorial's) or "wgan-gp"
+        self.d_steps = d_steps  # discriminator updates per generator update
+        self.gp_weight = gp_weight  # lambda of the WGAN-GP gradient penalty
         self.seed = seed
-        self.g = build_generator(latent_dim, n_style, w_dim, filters,
-                                 mapping_layers=mapping_layers,
-                                 mapping_activation=mapping_activation)
-        self.d = build_discriminator()
+        arch = architecture(image_size, filters, max_filters)
+        self.n_style = arch["n_style"]  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
+        self.img_shape = (image_size, image_size, channels)
+        self.g = build_generator(latent_dim, self.n_style, w_dim, arch["filters"],
+                                 arch["const_channels"], mapping_layers, mapping_activation,
+                                 self.img_shape)
+        self.d = (build_discriminator(self.img_shape) if image_size == 28 else
+                  build_deep_discriminator(self.img_shape, filters, max_filters))
         self.mapping = self.g.get_layer("map")
         self.synthesis = self.g.get_layer("synthesis")
         # every call of the compiled step advances this state, so every step draws anew
@@ -338,6 +396,8 @@ class StyleGAN(keras.Model):
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
         self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
+        # built now, not lazily inside the compiled step (which MirroredStrategy cannot do)
+        self.build_optimizers()
 
     @property
     def metrics(self):
@@ -368,36 +428,69 @@ class StyleGAN(keras.Model):
         z1, z2 = (keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
                   for _ in range(2))
         z = mix_z(z1, z2, self.draw_crossover(batch_size), self.n_style)
-        noise = keras.random.normal((batch_size, *IMG_SHAPE[:2]), seed=self.seed_generator)
+        noise = keras.random.normal((batch_size, *self.img_shape[:2]), seed=self.seed_generator)
         return z, noise
 
     def train_step(self, real_images):
         batch_size = ops.shape(real_images)[0]
+        for _ in range(self.d_steps):  # unrolled when traced: d_steps is a Python int
+            d_loss = self.d_step(real_images, batch_size)
+        g_loss = self.g_step(batch_size)
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
 
-        # 1. discriminator: real images -> 1, generated -> 0, in one batch as the tutorial does
+    def d_step(self, real_images, batch_size):
+        """1. the discriminator learns to tell real images from generated ones."""
         fake_images = self.g(self.draw_inputs(batch_size), training=True)
-        images = ops.concatenate([real_images, fake_images], axis=0)
-        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
         with tf.GradientTape() as tape:
-            d_loss = self.loss_fn(labels, self.d(images, training=True))
-            scaled_loss = self.d_optimizer.scale_loss(d_loss)  # mixed_float16 loss scaling
+            d_loss = self.discriminator_loss(real_images, fake_images)
+            scaled_loss = self.d_optimizer.scale_loss(d_loss / _replicas())
         grads = tape.gradient(scaled_loss, self.d.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
+        return d_loss
 
-        # 2. generator: fool D (non-saturating loss: label the fakes as real)
+    def g_step(self, batch_size):
+        """2. the generator learns to fool the discriminator."""
         z, noise = self.draw_inputs(batch_size)
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
             logits = self.d(self.synthesis([w, noise], training=True), training=False)
-            g_loss = self.loss_fn(ops.ones((batch_size, 1)), logits)
-            scaled_loss = self.g_optimizer.scale_loss(g_loss)
+            g_loss = self.generator_loss(logits)
+            scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
+        return g_loss
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+    def discriminator_loss(self, real_images, fake_images):
+        if self.loss == "wgan-gp":  # critic scores: real up, fake down, gradient norm 1 between
+            return (ops.mean(self.d(fake_images, training=True))
+                    - ops.mean(self.d(real_images, training=True))
+                    + self.gp_weight * self.gradient_penalty(real_images, fake_images))
+        # the tutorial's: real images -> 1, generated -> 0, in one batch
+        n = ops.shape(real_images)[0]
+        labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
+        images = ops.concatenate([real_images, fake_images], axis=0)
+        return self.loss_fn(labels, self.d(images, training=True))
+
+    def generator_loss(self, fake_logits):
+        if self.loss == "wgan-gp":
+            return -ops.mean(fake_logits)
+        # non-saturating: label the fakes as real
+        return self.loss_fn(ops.ones_like(fake_logits), fake_logits)
+
+    def gradient_penalty(self, real_images, fake_images):
+        """WGAN-GP (Gulrajani et al., 2017, eq. 3): (|grad D(x_hat)| - 1)^2 on random
+        interpolates x_hat = real + u (fake - real), u ~ U(0, 1) per sample."""
+        u = keras.random.uniform((ops.shape(real_images)[0], 1, 1, 1), seed=self.seed_generator)
+        x_hat = real_images + u * (fake_images - real_images)
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            scores = self.d(x_hat, training=True)
+        grads = ops.cast(tape.gradient(scores, x_hat), "float32")
+        norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
+        return ops.mean(ops.square(norms - 1.0))
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""
@@ -416,7 +509,7 @@ class StyleGAN(keras.Model):
                         seed)
 
     def get_config(self):
-        return {"latent_dim": self.latent_dim, "n_style": self.n_style, "w_dim": self.w_dim,
-                "filters": self.filters, "mapping_layers": self.mapping_layers,
-                "mapping_activation": self.mapping_activation, "mixing_prob": self.mixing_prob,
-                "w_avg_beta": self.w_avg_beta, "seed": self.seed}
+        names = ("latent_dim", "image_size", "channels", "w_dim", "filters", "max_filters",
+                 "mapping_layers", "mapping_activation", "mixing_prob", "w_avg_beta", "loss",
+                 "d_steps", "gp_weight", "seed")
+        return {name: getattr(self, name) for name in names}

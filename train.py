@@ -17,11 +17,14 @@ from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 
+import tensorflow as tf  # noqa: E402
+
+from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
-from stylegan import StyleGAN  # noqa: E402
+from stylegan import FOLDER_SIZES, LOSSES  # noqa: E402
 from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
-                   StopOnNonFiniteLoss, UserError, latest_checkpoint, load_checkpoint, read_checkpoint_meta,
-                   save_checkpoint)
+                   StopOnNonFiniteLoss, UserError, latest_checkpoint, load_checkpoint,
+                   read_checkpoint_meta, save_checkpoint, stylegan_from_settings)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 # name = default  # meaning
@@ -36,9 +39,16 @@ DEFAULTS = dict(
     out="visual/stylegan",
     keep=3,  # checkpoints kept (the newest)
     precision="float32",  # or mixed_bfloat16 (CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPU)
+    dataset=None,  # a folder of .jpg/.png images instead of MNIST
+    image_size=None,  # 28 for MNIST; for --dataset 32, 64 (the default), 128 or 256
+    filters=64,  # style block width (MNIST: every block; folders: at full resolution)
+    max_filters=256,  # folders: cap on the widths, which double towards 4x4
+    loss="nonsaturating",  # the tutorial's, or wgan-gp (lambda 10, Adam beta_2 0.99)
+    d_steps=1,  # discriminator updates per generator update
 )
 # settings that fix the network or the grid: a resumed run must keep them
-FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed")
+FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed", "image_size", "filters",
+                   "max_filters")
 
 
 def parse_args(argv=None):
@@ -58,6 +68,15 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, help=f"default {d['seed']}")
     p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"],
                    help=f"Keras dtype policy (default {d['precision']})")
+    p.add_argument("--dataset", help="train on this folder of .jpg/.png images, not MNIST")
+    p.add_argument("--image-size", type=int, help="with --dataset: 32, 64 (default), 128, 256")
+    p.add_argument("--filters", type=int, help=f"default {d['filters']}")
+    p.add_argument("--max-filters", type=int, help=f"default {d['max_filters']}")
+    p.add_argument("--loss", choices=list(LOSSES), help=f"default {d['loss']}")
+    p.add_argument("--d-steps", type=int, help="D updates per G update (default 1)")
+    p.add_argument("--strategy", choices=["none", "mirrored"], default="none",
+                   help="mirrored: tf.distribute.MirroredStrategy over the visible GPUs (or "
+                        "the logical CPUs when there is none)")
     p.add_argument("--jit", action="store_true", help="compile the step with XLA")
     p.add_argument("--limit", type=int, help="use only the first N training images")
     p.add_argument("--keep", type=int, help=f"checkpoints to keep (default {d['keep']})")
@@ -76,7 +95,15 @@ def resolve_settings(args, saved=None):
                 raise UserError(f"--resume: the checkpoint was trained with {flag} {saved[key]}"
                                 f", not {given[key]}: drop {flag} or use another --out")
     settings = {**DEFAULTS, **(saved or {}), **given}
-    for key in ("epochs", "batch_size", "latent_dim", "keep"):
+    settings["image_size"] = settings["image_size"] or (64 if settings["dataset"] else 28)
+    if settings["dataset"] and settings["image_size"] not in FOLDER_SIZES:
+        raise UserError(f"--image-size {settings['image_size']}: with --dataset use one of "
+                        f"{', '.join(map(str, FOLDER_SIZES))}")
+    if not settings["dataset"] and settings["image_size"] != 28:
+        raise UserError(f"--image-size {settings['image_size']}: MNIST is 28x28; give "
+                        f"--dataset DIR to train on other images")
+    for key in ("epochs", "batch_size", "latent_dim", "keep", "filters", "max_filters",
+                "d_steps"):
         if settings[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {settings[key]}")
     if not 0.0 <= settings["mixing_prob"] <= 1.0:
@@ -111,12 +138,21 @@ def find_resume_point(ckpt_dir):
 
 def build_model(settings, jit):
     keras.mixed_precision.set_dtype_policy(settings["precision"])
-    model = StyleGAN(latent_dim=settings["latent_dim"], mixing_prob=settings["mixing_prob"],
-                     mapping_activation=settings["mapping_activation"], seed=settings["seed"])
-    model.compile(d_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0),
-                  g_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0),
+    model = stylegan_from_settings(settings)
+    beta_2 = 0.99 if settings["loss"] == "wgan-gp" else 0.999  # 0.99: the tutorial's face runs
+    model.compile(d_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0, beta_2=beta_2),
+                  g_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0, beta_2=beta_2),
                   jit_compile=jit)
     return model
+
+
+def make_strategy(name):
+    """MirroredStrategy over the GPUs, or over the logical CPUs where there is no GPU (how
+    tests/test_folders.py runs it on two logical CPU devices); else the default strategy."""
+    if name != "mirrored":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def train(args):
@@ -124,16 +160,24 @@ def train(args):
     ckpt_dir = out / CHECKPOINT_DIR
     meta_path, meta = find_resume_point(ckpt_dir) if args.resume else (None, None)
     settings = resolve_settings(args, meta and meta["settings"])
-    x_train, dataset = load_training_data(args.data, args.limit, settings)
+    n_images, dataset = load_training_data(args.data, args.limit, settings)
+    strategy = make_strategy(args.strategy)
+    if settings["batch_size"] % strategy.num_replicas_in_sync:
+        raise UserError(f"--batch-size {settings['batch_size']} does not split evenly over "
+                        f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
 
     keras.utils.set_random_seed(settings["seed"])
-    model = build_model(settings, args.jit)
-    initial_epoch = restore(model, meta_path, settings["lr"]) if meta_path else 0
+    with strategy.scope():  # variables of the model and optimizers live on every replica
+        model = build_model(settings, args.jit)
+        initial_epoch = restore(model, meta_path, settings["lr"]) if meta_path else 0
     if initial_epoch >= settings["epochs"]:
         print(f"Already trained {initial_epoch} epochs (--epochs {settings['epochs']}): "
               f"nothing to train; raise --epochs to train more.")
     else:
-        print(f"Training on {len(x_train):,} images, {len(dataset)} steps of "
+        if strategy.num_replicas_in_sync > 1:
+            print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
+                  f"{settings['batch_size'] // strategy.num_replicas_in_sync} images each")
+        print(f"Training on {n_images:,} images, {len(dataset)} steps of "
               f"{settings['batch_size']} per epoch, epochs {initial_epoch + 1}.."
               f"{settings['epochs']}; output in {out}/")
         fit(model, dataset, out, settings, initial_epoch)
@@ -141,10 +185,16 @@ def train(args):
 
 
 def load_training_data(path, limit, settings):
+    """(number of images, tf.data pipeline of batches) of MNIST or of the --dataset folder."""
+    batch_size, seed = settings["batch_size"], settings["seed"]
     try:
+        if settings["dataset"]:
+            paths = load_folder(settings["dataset"], settings["image_size"])[:limit]
+            return len(paths), make_folder_dataset(paths, settings["image_size"], batch_size,
+                                                   seed)
         (x_train, _), _ = load_mnist(path)
         x_train = x_train[:limit]
-        return x_train, make_dataset(x_train, settings["batch_size"], seed=settings["seed"])
+        return len(x_train), make_dataset(x_train, batch_size, seed=seed)
     except DataError as error:
         raise UserError(str(error)) from None
 

@@ -138,8 +138,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 def load_generator(checkpoint=None, model=None):
     """The generator of a training checkpoint (its .json) or of an exported .keras file."""
-    import stylegan  # here, not at the top: stylegan imports nothing from utils, keep it so
-
     if model:
         path = Path(model)
         if not path.is_file():
@@ -154,12 +152,24 @@ def load_generator(checkpoint=None, model=None):
     if not path.is_file() or path.suffix != ".json":
         raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
                         f"visual/stylegan/checkpoints/ckpt-0005.json")
-    settings = read_checkpoint_meta(path)["settings"]
-    gan = stylegan.StyleGAN(latent_dim=settings["latent_dim"],
-                            mapping_activation=settings["mapping_activation"])
+    gan = stylegan_from_settings(read_checkpoint_meta(path)["settings"])
     gan.compile()
     load_checkpoint(gan, path)
     return gan.g
+
+
+def stylegan_from_settings(settings):
+    """The StyleGAN model a run's settings describe (the defaults for keys a run lacks)."""
+    import stylegan  # here: stylegan.py stays free of this module
+
+    image_size = settings.get("image_size") or 28
+    return stylegan.StyleGAN(
+        latent_dim=settings["latent_dim"], image_size=image_size,
+        channels=1 if image_size == 28 else 3, filters=settings.get("filters", 64),
+        max_filters=settings.get("max_filters", 256),
+        mapping_activation=settings["mapping_activation"],
+        mixing_prob=settings.get("mixing_prob", 0.9), loss=settings.get("loss", "nonsaturating"),
+        d_steps=settings.get("d_steps", 1), seed=settings.get("seed"))
 
 
 def _first_line(error):

@@ -1,9 +1,10 @@
 """Pictures: the style-mixing grid saved at each epoch end, the GIF of those grids, the loss plot.
 
 The grid is the tutorial's figure (训练出来的效果如下): the header row shows the column sources
-(z2), the header column the row sources (z1), both drawn inverted (dark digit on white) so they
-stand apart from the mixes; cell (i, j) takes z1_i on the coarse style layers and z2_j on the
-fine ones. Seeds and noise are fixed, so the grids of successive epochs show the same mixes.
+(z2), the header column the row sources (z1), drawn inverted (dark digit on white; colour images
+as they are, behind a wider gap) so they stand apart from the mixes; cell (i, j) takes z1_i on the
+coarse style layers and z2_j on the fine ones. Seeds and noise are fixed, so the grids of
+successive epochs show the same mixes.
 """
 import csv
 import re
@@ -27,12 +28,12 @@ def grid_crossover(n_style):
     return max(1, n_style // 2)
 
 
-def grid_inputs(latent_dim, n=12, seed=0):
+def grid_inputs(latent_dim, n=12, seed=0, image_size=28):
     """The grid's fixed draws: row sources z1 [n, latent], column sources z2, one noise image."""
     rng = np.random.default_rng(seed)
     z1 = rng.standard_normal((n, latent_dim), dtype=np.float32)
     z2 = rng.standard_normal((n, latent_dim), dtype=np.float32)
-    noise = rng.standard_normal((1, *stylegan.IMG_SHAPE[:2]), dtype=np.float32)
+    noise = rng.standard_normal((1, image_size, image_size), dtype=np.float32)
     return z1, z2, noise
 
 
@@ -44,16 +45,19 @@ def mixing_grid(generator, z1, z2, noise, crossover):
     cols = np.tile(z2, (n, 1))
     mixes = _generate(generator, stylegan.mix_z(rows, cols, crossover, n_style), noise)
     sources = _generate(generator, stylegan.repeat_z(np.concatenate([z1, z2]), n_style), noise)
-    row_sources, col_sources = 255 - sources[:n], 255 - sources[n:]  # inverted
+    grey = sources.ndim == 3
+    if grey:
+        sources = 255 - sources  # inverted
+    header_gap = GAP if grey else 3 * GAP
     cell = mixes.shape[1] + GAP
-    side = (n + 1) * cell - GAP
-    canvas = np.full((side, side), GAP_GREY, np.uint8)
-    for j in range(n):
-        _paste(canvas, col_sources[j], 0, j + 1, cell)
-    for i in range(n):
-        _paste(canvas, row_sources[i], i + 1, 0, cell)
+    side = (n + 1) * cell - GAP + header_gap - GAP
+    canvas = np.full((side, side, *mixes.shape[3:]), GAP_GREY, np.uint8)
+    at = lambda k: 0 if k == 0 else k * cell + header_gap - GAP  # pixel offset of cell k
+    for k in range(n):
+        _paste(canvas, sources[n + k], at(0), at(k + 1))  # column sources: z2
+        _paste(canvas, sources[k], at(k + 1), at(0))  # row sources: z1
         for j in range(n):
-            _paste(canvas, mixes[i * n + j], i + 1, j + 1, cell)
+            _paste(canvas, mixes[k * n + j], at(k + 1), at(j + 1))
     return canvas
 
 
@@ -64,13 +68,13 @@ def _generate(generator, z, noise):
 
 
 def to_uint8(images):
-    """[-1, 1] floats [n, h, w, 1] -> uint8 [n, h, w]."""
-    return np.round((np.clip(images[..., 0], -1, 1) + 1) * 127.5).astype(np.uint8)
+    """[-1, 1] floats [n, h, w, c] -> uint8 [n, h, w] (grey) or [n, h, w, 3] (colour)."""
+    images = images[..., 0] if images.shape[-1] == 1 else images
+    return np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8)
 
 
-def _paste(canvas, image, row, col, cell):
-    size = image.shape[0]
-    canvas[row * cell: row * cell + size, col * cell: col * cell + size] = image
+def _paste(canvas, image, top, left):
+    canvas[top: top + image.shape[0], left: left + image.shape[1]] = image
 
 
 def save_png(array, path, zoom=1):
@@ -84,16 +88,17 @@ class MixingGridCallback(keras.callbacks.Callback):
     """Saves the mixing grid to `<out_dir>/<epoch>.png` (epochs counted from 1, as the progress
     bar counts them) at each epoch end."""
 
-    def __init__(self, out_dir, n=12, seed=0, zoom=2):
+    def __init__(self, out_dir, n=12, seed=0, zoom=None):
         super().__init__()
         self.out_dir = Path(out_dir)
-        self.n, self.seed, self.zoom = n, seed, zoom
+        self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
 
     def save_grid(self, epoch_number):
-        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed)
+        size = self.model.image_size
+        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size)
         grid = mixing_grid(self.model.g, z1, z2, noise, grid_crossover(self.model.n_style))
         path = self.out_dir / f"{epoch_number}.png"
-        save_png(grid, path, self.zoom)
+        save_png(grid, path, self.zoom or (2 if size <= 32 else 1))
         return path
 
     def on_epoch_end(self, epoch, logs=None):
@@ -112,7 +117,7 @@ def make_gif(out_dir, frame_ms=400):
     grids = epoch_grids(out_dir)
     if not grids:
         return None
-    frames = [Image.open(p).convert("L") for p in grids]
+    frames = [Image.open(p) for p in grids]
     path = Path(out_dir) / GIF_NAME
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     return path

@@ -1,0 +1,130 @@
+"""Folders of colour images at 32x32: the pipeline, both losses, MirroredStrategy, colour grids."""
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import folder_ds
+import stylegan
+import train as train_cli
+import visual
+from conftest import ROOT
+
+SMALL = dict(image_size=32, channels=3, latent_dim=8, w_dim=16, filters=8, max_filters=16)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """24 PNG and JPEG images 48 wide, 32 high, in two subfolders, plus a corrupt file."""
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        pixels = np.zeros((32, 48, 3), np.uint8)
+        pixels[:, :8] = pixels[:, 40:] = (255, 0, 0)  # red edges: cut by the centre crop
+        pixels[:, 8:40] = rng.integers(0, 60, 3) + (0, 0, 190)  # a blue square in the middle
+        sub = tmp_path / "faces" / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(sub / f"{i}.{'png' if i % 3 else 'jpg'}", quality=95)
+    (tmp_path / "faces" / "broken.png").write_bytes(b"not an image at all")
+    (tmp_path / "faces" / "notes.txt").write_text("not an image either")
+    return tmp_path / "faces"
+
+
+def test_the_folder_is_read_recursively_and_the_corrupt_file_skipped(image_folder):
+    readable, unreadable = folder_ds.find_images(image_folder)
+    assert len(readable) == 24
+    assert [p.name for p in unreadable] == ["broken.png"]
+
+
+def test_images_are_centre_cropped_resized_and_scaled(image_folder):
+    paths = folder_ds.load_folder(image_folder, 32, verbose=False)
+    batches = list(folder_ds.make_folder_dataset(paths, 32, batch_size=8, seed=0))
+    assert len(batches) == 3 and all(b.shape == (8, 32, 32, 3) for b in batches)
+    images = np.concatenate(batches)
+    assert images.min() >= -1 and images.max() <= 1
+    # no red edge left (it would be +1): the crop kept the blue middle square (JPEG blurs its rim)
+    assert np.all(images[..., 0] < 0) and np.all(images[..., 2] > 0)
+
+
+def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(folder_ds.DataError, match="is not a folder"):
+        folder_ds.find_images(tmp_path / "missing")
+    with pytest.raises(folder_ds.DataError, match="holds no readable"):
+        folder_ds.find_images(tmp_path)
+
+
+def test_the_generator_grows_one_style_block_per_doubling():
+    assert stylegan.architecture(28) == {"n_style": 3, "filters": [64] * 3,
+                                         "const_channels": 128}
+    arch = stylegan.architecture(64, filters=32, max_filters=128)
+    assert arch == {"n_style": 5, "filters": [128, 128, 128, 64, 32], "const_channels": 128}
+    model = stylegan.StyleGAN(**SMALL)
+    assert model.n_style == 4  # 4, 8, 16, 32
+    assert model.g.output.shape == (None, 32, 32, 3)
+    assert model.d(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 1)
+    with pytest.raises(ValueError, match="image size 48 is not supported"):
+        stylegan.architecture(48)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
+def test_one_training_step_for_each_loss(image_folder, loss):
+    keras.utils.set_random_seed(0)
+    model = stylegan.StyleGAN(**SMALL, loss=loss, d_steps=2, seed=0)
+    model.compile()
+    g_before, d_before = model.g.get_weights(), model.d.get_weights()
+    dataset = folder_ds.make_folder_dataset(folder_ds.load_folder(image_folder, 32), 32, 8).take(1)
+    history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
+    assert model.d_optimizer.iterations.numpy() == 2 and model.g_optimizer.iterations.numpy() == 1
+    assert any(not np.allclose(a, b) for a, b in zip(g_before, model.g.get_weights()))
+    assert any(not np.allclose(a, b) for a, b in zip(d_before, model.d.get_weights()))
+
+
+def test_the_gradient_penalty_measures_the_critic_gradient_norm():
+    model = stylegan.StyleGAN(**SMALL, loss="wgan-gp")
+    critic = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                               keras.layers.Dense(1)])
+    kernel = np.full((32 * 32 * 3, 1), 3.0 / np.sqrt(32 * 32 * 3), "float32")  # norm 3
+    critic.set_weights([kernel, np.zeros(1, "float32")])
+    model.d = critic
+    real, fake = np.zeros((4, 32, 32, 3), "float32"), np.ones((4, 32, 32, 3), "float32")
+    assert float(model.gradient_penalty(real, fake)) == pytest.approx((3 - 1) ** 2, rel=1e-4)
+
+
+def test_the_mixing_grid_is_in_colour():
+    model = stylegan.StyleGAN(**SMALL)
+    z1, z2, noise = visual.grid_inputs(8, n=2, seed=0, image_size=32)
+    grid = visual.mixing_grid(model.g, z1, z2, noise, visual.grid_crossover(model.n_style))
+    side = 3 * 32 + visual.GAP + 3 * visual.GAP  # 3 cells, a gap, a wider gap after the header
+    assert grid.shape == (side, side, 3)
+    assert np.all(grid[32: 32 + 3 * visual.GAP] == visual.GAP_GREY)
+
+
+def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main(["--dataset", str(image_folder), "--image-size", "32", "--filters",
+                           "8", "--max-filters", "16", "--latent-dim", "8", "--batch-size",
+                           "8", "--epochs", "1", "--loss", "wgan-gp", "--out", str(out)]) == 0
+    assert "Skipped 1 unreadable image file(s)" in capsys.readouterr().out
+    assert Image.open(out / "1.png").mode == "RGB"
+    assert (out / "generating.gif").is_file() and (out / "generator.keras").is_file()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(image_folder, tmp_path):
+    script = (
+        "import sys, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
+        " * 2)\n"
+        "sys.path.insert(0, sys.argv[1]); import train\n"
+        "sys.exit(train.main(sys.argv[2:]))\n")
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT), "--dataset", str(image_folder),
+         "--image-size", "32", "--filters", "8", "--max-filters", "16", "--latent-dim", "8",
+         "--batch-size", "8", "--epochs", "1", "--strategy", "mirrored", "--out",
+         str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 replicas" in run.stdout
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-0001.json").is_file()
