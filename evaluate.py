@@ -227,6 +227,9 @@ def main(argv=None):
         if args.samples < 2 or args.pairs < 1:
             raise UserError("--samples must be at least 2 and --pairs at least 1")
         generator = load_generator(args.checkpoint, args.model)
+        if tuple(generator.output.shape[1:]) != (28, 28, 1):
+            raise UserError(f"the generator makes {generator.output.shape[1:]} images: "
+                            f"evaluate.py measures MNIST generators (28x28 grey)")
         try:
             mnist = load_mnist(args.data)
         except DataError as error:

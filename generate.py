@@ -12,7 +12,7 @@ Subcommands (each writes one file, --out, and is the same for the same seeds):
                and the image with the noise turned off in one layer at a time
   levels       a base seed with one style layer's w taken from another seed, layer by layer
   interpolate  a GIF walking between seeds, linear in z (left) and linear in w (right)
-  samples      N images as .npy (float32 [N, 28, 28, 1] in [-1, 1]); --mixed DIR writes
+  samples      N images as .npy (float32 [N, H, W, C] in [-1, 1]); --mixed DIR writes
                coarse.npy, fine.npy, mixed.npy for N (z1, z2) pairs at the grid's crossover
 
 A seed s always means the z drawn by numpy.random.default_rng(s), on every style layer.
@@ -40,7 +40,11 @@ class Explorer:
         self.mapping = generator.get_layer("map")
         self.synthesis = generator.get_layer("synthesis")
         self.n_style, self.latent_dim = generator.input[0].shape[1:]
-        self.noise = np.random.default_rng(noise_seed).standard_normal((1, 28, 28), "float32")
+        self.size = self.synthesis.input[1].shape[1]  # 28 for MNIST
+        self.noise = self.draw_noise(1, np.random.default_rng(noise_seed))
+
+    def draw_noise(self, n, rng):
+        return rng.standard_normal((n, self.size, self.size), "float32")
 
     def z(self, seeds):
         return np.stack([np.random.default_rng(s).standard_normal(self.latent_dim, "float32")
@@ -109,7 +113,10 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
             if np.isnan(cells[r, c]).all():
                 ax.axis("off")
                 continue
-            ax.imshow(cells[r, c], cmap="gray", vmin=-1, vmax=1)
+            if cells.ndim == 5:  # colour: [-1, 1] -> [0, 1]
+                ax.imshow((np.clip(cells[r, c], -1, 1) + 1) / 2)
+            else:
+                ax.imshow(cells[r, c], cmap="gray", vmin=-1, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             if titles:
                 ax.set_title(titles[r][c], fontsize=7)
@@ -127,7 +134,9 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
 
 
 def images(x):
-    return np.asarray(x)[..., 0]
+    """[n, h, w, 1] -> [n, h, w] (grey); colour [n, h, w, 3] stays."""
+    x = np.asarray(x)
+    return x[..., 0] if x.shape[-1] == 1 else x
 
 
 def cmd_mix(ex, args):
@@ -147,10 +156,12 @@ def cmd_mix(ex, args):
     w_rows, w_cols = ex.w(ex.z(rows)), ex.w(ex.z(cols))
     mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
                              layers))
-    cells = np.full((len(rows) + 1, len(cols) + 1, 28, 28), -1.0, np.float32)
-    cells[0, 1:] = images(ex.from_w(w_cols))
+    col_sources = images(ex.from_w(w_cols))
+    image_shape = col_sources.shape[1:]
+    cells = np.full((len(rows) + 1, len(cols) + 1, *image_shape), -1.0, np.float32)
+    cells[0, 1:] = col_sources
     cells[1:, 0] = images(ex.from_w(w_rows))
-    cells[1:, 1:] = images(mixes).reshape(len(rows), len(cols), 28, 28)
+    cells[1:, 1:] = images(mixes).reshape(len(rows), len(cols), *image_shape)
     return save_figure(cells, args.out, f"Style mixing: {which} from the row seed, the rest "
                                         f"from the column seed",
                        row_labels=["", *(f"seed {s}" for s in rows)],
@@ -172,10 +183,10 @@ def cmd_truncation(ex, args):
 def cmd_noise(ex, args):
     w = ex.w(ex.z([args.seed]))
     rng = np.random.default_rng(args.noise_seed)
-    draws = rng.standard_normal((args.draws, 28, 28), "float32")
-    many = images(ex.from_w(np.repeat(w, args.draws, 0), draws))
+    many = images(ex.from_w(np.repeat(w, args.draws, 0), ex.draw_noise(args.draws, rng)))
     std = many.std(axis=0)
-    top = [*many[: args.show], 2 * std / max(std.max(), 1e-8) - 1]  # std scaled to the range
+    std_map = 2 * std / max(std.max(), 1e-8) - 1  # scaled to the image range
+    top = [*many[: args.show], std_map]
     off = [images(ex.from_w(w))[0]]
     labels = ["all noise on"]
     for name, layer in noise_layers(ex.synthesis):
@@ -185,7 +196,7 @@ def cmd_noise(ex, args):
         layer.noise_scale.assign(saved)
         labels.append(f"off in {name}")
     width = max(len(top), len(off))
-    cells = np.full((2, width, 28, 28), np.nan, np.float32)
+    cells = np.full((2, width, *many.shape[1:]), np.nan, np.float32)
     cells[0, : len(top)] = top
     cells[1, : len(off)] = off
     top_titles = [*(f"noise {i + 1}" for i in range(args.show)),
@@ -244,14 +255,16 @@ def cmd_interpolate(ex, args):
 
 
 def _labelled_frame(left, right, caption, zoom=4):
-    pair = np.concatenate([left, np.full((28, 2), 128, np.uint8), right], axis=1)
-    image = Image.fromarray(pair).resize((pair.shape[1] * zoom, 28 * zoom), Image.NEAREST)
-    frame = Image.new("L", (image.width, image.height + 28), 255)
+    gap = np.full((left.shape[0], 2, *left.shape[2:]), 128, np.uint8)
+    pair = np.concatenate([left, gap, right], axis=1)
+    image = Image.fromarray(pair)
+    image = image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
+    frame = Image.new(image.mode, (image.width, image.height + 28), "white")
     frame.paste(image, (0, 28))
     draw = ImageDraw.Draw(frame)
-    draw.text((4, 2), "linear in z", fill=0)
-    draw.text((image.width // 2 + 4, 2), "linear in w", fill=0)
-    draw.text((4, 14), f"seeds {caption}", fill=80)
+    draw.text((4, 2), "linear in z", fill="black")
+    draw.text((image.width // 2 + 4, 2), "linear in w", fill="black")
+    draw.text((4, 14), f"seeds {caption}", fill="grey")
     return frame
 
 
@@ -261,7 +274,7 @@ def cmd_samples(ex, args):
         out = Path(args.mixed)
         out.mkdir(parents=True, exist_ok=True)
         z1, z2 = (rng.standard_normal((args.n, ex.latent_dim), "float32") for _ in range(2))
-        noise = rng.standard_normal((args.n, 28, 28), "float32")
+        noise = ex.draw_noise(args.n, rng)
         k = grid_crossover(ex.n_style)
         for name, z in (("coarse", stylegan.repeat_z(z1, ex.n_style)),
                         ("fine", stylegan.repeat_z(z2, ex.n_style)),
@@ -269,7 +282,7 @@ def cmd_samples(ex, args):
             np.save(out / f"{name}.npy", stylegan.generate(ex.generator, z, noise, args.psi))
         return out
     z = stylegan.repeat_z(rng.standard_normal((args.n, ex.latent_dim), "float32"), ex.n_style)
-    noise = rng.standard_normal((args.n, 28, 28), "float32")
+    noise = ex.draw_noise(args.n, rng)
     np.save(args.out, stylegan.generate(ex.generator, z, noise, args.psi))
     return args.out
 

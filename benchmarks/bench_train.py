@@ -32,6 +32,10 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--latent-dim", type=int, default=100)
+    p.add_argument("--image-size", type=int, default=28,
+                   help="28: MNIST digits; 32..256: the folder model on random colour images")
+    p.add_argument("--loss", default="nonsaturating", help="nonsaturating or wgan-gp")
+    p.add_argument("--d-steps", type=int, default=1)
     p.add_argument("--precision", default="float32",
                    help="comma-separated Keras dtype policies: float32, mixed_bfloat16 "
                         "(CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPUs)")
@@ -53,10 +57,16 @@ def run_worker(way, precision, args):
 
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(0)
-    model = stylegan.StyleGAN(latent_dim=args.latent_dim, seed=0)
+    channels = 1 if args.image_size == 28 else 3
+    model = stylegan.StyleGAN(latent_dim=args.latent_dim, image_size=args.image_size,
+                              channels=channels, loss=args.loss, d_steps=args.d_steps, seed=0)
     model.compile()
-    images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size]
-    batch = tf.constant(images[..., None].astype("float32") / 127.5 - 1.0)
+    if args.image_size == 28:
+        images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size, ..., None]
+    else:  # the speed does not depend on the pixels
+        images = np.random.default_rng(0).integers(
+            0, 256, (args.batch_size, args.image_size, args.image_size, 3))
+    batch = tf.constant(images.astype("float32") / 127.5 - 1.0)
     step = {"eager": model.train_step,
             "compiled": tf.function(model.train_step),
             "xla": tf.function(model.train_step, jit_compile=True)}[way]
@@ -90,14 +100,17 @@ def main(argv=None):
     if args.worker:
         return run_worker(*args.worker, args)
     ways = args.ways.split(",")
-    print(f"StyleGAN train step, batch {args.batch_size}, latent {args.latent_dim}, "
+    print(f"StyleGAN train step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
+          f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
           f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
     rows = [measure(way, precision, argv)
             for precision in args.precision.split(",") for way in ways]
     timed = [r for r in rows if "error" not in r]
-    baseline = next((r["step_s"] for r in timed if r["way"] == "eager"
-                     and r["precision"] == "float32"), timed[0]["step_s"])
-    print("\n| way | precision | ms/step | steps/s | images/s | vs eager float32 | "
+    base = next((r for r in timed if r["way"] == "eager" and r["precision"] == "float32"),
+                timed[0])  # the tutorial's eager float32 step where it was measured
+    baseline = base["step_s"]
+    print(f"\n| way | precision | ms/step | steps/s | images/s | vs {base['way']} "
+          f"{base['precision']} | "
           "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:

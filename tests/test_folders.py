@@ -128,3 +128,19 @@ def test_mirrored_strategy_on_two_logical_cpus(image_folder, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 replicas" in run.stdout
     assert (tmp_path / "run" / "checkpoints" / "ckpt-0001.json").is_file()
+
+
+@pytest.mark.parametrize("command, out", [
+    (["mix", "--rows", "1,2", "--cols", "3"], "f.png"), (["noise", "--draws", "4"], "f.png"),
+    (["interpolate", "--seeds", "1,2", "--steps", "2"], "f.gif"), (["samples", "--n", "3"], "f.npy"),
+])
+def test_generate_py_works_on_a_colour_generator(tmp_path, command, out):
+    import generate
+
+    path = tmp_path / "generator.keras"
+    stylegan.StyleGAN(**SMALL).g.save(path)
+    assert generate.main(["--model", str(path), *command, "--out", str(tmp_path / out)]) == 0
+    if out.endswith(".npy"):
+        assert np.load(tmp_path / out).shape == (3, 32, 32, 3)
+    else:
+        assert Image.open(tmp_path / out).mode in ("RGB", "RGBA", "P")
