@@ -333,6 +333,17 @@ def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size
     return ops.convert_to_numpy(ops.concatenate(images, axis=0))
 
 
+def _global_batch(batch_size):
+    """(global batch size, this replica's slice of it). Under tf.distribute the SeedGenerator is
+    mirrored, so every replica draws the same numbers: each draws for the global batch and keeps
+    its own share (without a strategy: the batch and all of it)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return batch_size, slice(None)
+    start = context.replica_id_in_sync_group * batch_size
+    return batch_size * context.num_replicas_in_sync, slice(start, start + batch_size)
+
+
 def _replicas():
     """Replicas training in sync (1 without tf.distribute): gradients are summed over them, so
     each replica's mean loss is divided by their number."""
@@ -425,11 +436,12 @@ class StyleGAN(keras.Model):
 
     def draw_inputs(self, batch_size):
         """Generator inputs for training: a mixed z stack [n, n_style, latent] and noise."""
-        z1, z2 = (keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        n, mine = _global_batch(batch_size)
+        z1, z2 = (keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
                   for _ in range(2))
-        z = mix_z(z1, z2, self.draw_crossover(batch_size), self.n_style)
-        noise = keras.random.normal((batch_size, *self.img_shape[:2]), seed=self.seed_generator)
-        return z, noise
+        crossover = self.draw_crossover(n)
+        noise = keras.random.normal((n, *self.img_shape[:2]), seed=self.seed_generator)
+        return mix_z(z1[mine], z2[mine], crossover[mine], self.n_style), noise[mine]
 
     def train_step(self, real_images):
         batch_size = ops.shape(real_images)[0]
@@ -483,7 +495,8 @@ class StyleGAN(keras.Model):
     def gradient_penalty(self, real_images, fake_images):
         """WGAN-GP (Gulrajani et al., 2017, eq. 3): (|grad D(x_hat)| - 1)^2 on random
         interpolates x_hat = real + u (fake - real), u ~ U(0, 1) per sample."""
-        u = keras.random.uniform((ops.shape(real_images)[0], 1, 1, 1), seed=self.seed_generator)
+        n, mine = _global_batch(ops.shape(real_images)[0])
+        u = keras.random.uniform((n, 1, 1, 1), seed=self.seed_generator)[mine]
         x_hat = real_images + u * (fake_images - real_images)
         with tf.GradientTape() as tape:
             tape.watch(x_hat)

@@ -144,3 +144,22 @@ def test_generate_py_works_on_a_colour_generator(tmp_path, command, out):
         assert np.load(tmp_path / out).shape == (3, 32, 32, 3)
     else:
         assert Image.open(tmp_path / out).mode in ("RGB", "RGBA", "P")
+
+
+def test_each_replica_draws_its_own_share_of_z(tmp_path):
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
+        " * 2)\n"
+        "sys.path.insert(0, sys.argv[1]); import stylegan\n"
+        "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
+        "with strategy.scope():\n"
+        "    model = stylegan.StyleGAN(latent_dim=8, w_dim=16, filters=8, seed=0)\n"
+        "draw = tf.function(lambda: strategy.run(lambda: model.draw_inputs(4)[0]))\n"
+        "a, b = [np.asarray(t) for t in draw().values]\n"
+        "print('same' if np.allclose(a, b) else 'different', a.shape)\n")
+    run = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n")[-2] == "different (4, 3, 8)"
