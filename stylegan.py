@@ -16,6 +16,8 @@ The layout follows the tutorial, which draws the block as in StyleGAN2's figure 
 Because every style layer reads its own slot of z, style mixing is only a choice of which z sits
 in which slot (`mix_z`). The generator is a Keras functional model made of two parts, `map`
 (z -> w) and `synthesis` (w, noise -> image), so truncation can work on w at inference.
+For the tutorial's last part (64x64 faces), `architecture` grows the same blocks from a 4x4
+constant to 32..256 pixels.
 """
 import math
 
@@ -314,9 +316,9 @@ def mix_z(z1, z2, crossover, n_style):
 
 
 def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size=256):
-    """Images [n, 28, 28, 1] in [-1, 1] for z [n, n_style, latent] (numpy in, numpy out).
+    """Images [n, H, W, C] in [-1, 1] for z [n, n_style, latent] (numpy in, numpy out).
 
-    noise: [n, 28, 28], or None to draw it from `seed`. truncation_psi < 1 pulls w towards the
+    noise: [n, H, W], or None to draw it from `seed`. truncation_psi < 1 pulls w towards the
     training mean w_avg (1 = off; used only at inference, never in training).
     """
     mapping, synthesis = generator.get_layer("map"), generator.get_layer("synthesis")
@@ -351,7 +353,8 @@ def _replicas():
 
 
 # ---------------------------------------------------------------------------------------------
-# The GAN: a keras.Model whose train_step does one D update and one G update
+# The GAN: a keras.Model whose train_step does d_steps D updates (1, as the tutorial) and one
+# G update
 # ---------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class StyleGAN(keras.Model):

@@ -1,5 +1,7 @@
 """The compiled train_step: fresh random draws each call, both networks learn, exact resume."""
+import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import stylegan
@@ -69,10 +71,10 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_mod
     np.testing.assert_array_equal(restored.draw_crossover(32), tiny_model.draw_crossover(32))
 
 
-def test_mixed_bfloat16_trains_with_finite_losses_and_float32_images():
-    import keras
-
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+@pytest.mark.parametrize("policy, compute", [("mixed_bfloat16", "bfloat16"),
+                                             ("mixed_float16", "float16")])
+def test_mixed_precision_trains_with_finite_losses_and_float32_images(policy, compute):
+    keras.mixed_precision.set_dtype_policy(policy)
     try:
         model = stylegan.StyleGAN(**TINY, seed=0)
         model.compile()
@@ -81,6 +83,8 @@ def test_mixed_bfloat16_trains_with_finite_losses_and_float32_images():
         images = model.generate(z, seed=0)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    assert model.g.get_layer("synthesis").get_layer("style_1").compute_dtype == "bfloat16"
+    assert model.g.get_layer("synthesis").get_layer("style_1").compute_dtype == compute
+    loss_scaled = isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert loss_scaled == (policy == "mixed_float16")  # float16 gradients need loss scaling
     assert np.all(np.isfinite(history.history["g_loss"] + history.history["d_loss"]))
     assert images.dtype == np.float32 and np.all(np.abs(images) <= 1)
