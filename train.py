@@ -3,6 +3,7 @@
     python train.py                       # the tutorial's settings: 20 epochs, batch 64, latent 100
     python train.py --data PATH/mnist.npz # the full MNIST offline
     python train.py --resume              # continue the run in --out from its last checkpoint
+    python train.py --dataset FACES/      # a folder of images, 64x64 colour (the tutorial's end)
 
 Everything goes under --out (default visual/stylegan/, as the tutorial): <epoch>.png grids,
 generating.gif, history.csv and losses.png, checkpoints/, and generator.keras (the trained
@@ -16,7 +17,6 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
-
 import tensorflow as tf  # noqa: E402
 
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
@@ -90,12 +90,18 @@ def resolve_settings(args, saved=None):
     given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
     if saved:
         for key in FIXED_ON_RESUME:
-            if key in given and given[key] != saved[key]:
+            if key in given and key in saved and given[key] != saved[key]:
                 flag = "--" + key.replace("_", "-")
                 raise UserError(f"--resume: the checkpoint was trained with {flag} {saved[key]}"
                                 f", not {given[key]}: drop {flag} or use another --out")
     settings = {**DEFAULTS, **(saved or {}), **given}
     settings["image_size"] = settings["image_size"] or (64 if settings["dataset"] else 28)
+    check_settings(settings, args.limit)
+    return settings
+
+
+def check_settings(settings, limit):
+    """A one-line UserError for the first setting out of range."""
     if settings["dataset"] and settings["image_size"] not in FOLDER_SIZES:
         raise UserError(f"--image-size {settings['image_size']}: with --dataset use one of "
                         f"{', '.join(map(str, FOLDER_SIZES))}")
@@ -110,9 +116,8 @@ def resolve_settings(args, saved=None):
         raise UserError(f"--mixing-prob must be in [0, 1], got {settings['mixing_prob']}")
     if settings["lr"] <= 0:
         raise UserError(f"--lr must be positive, got {settings['lr']}")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
-    return settings
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
 
 
 def prepare_out_dir(out):

@@ -13,6 +13,10 @@ from conftest import train_in_subprocess as train
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--resume"], "--resume: no checkpoint in"),
     (["--batch-size", 100, "--limit", 50], "batch size 100 is larger than the 50"),
+    (["--image-size", 64], "MNIST is 28x28"),
+    (["--dataset", "nowhere", "--image-size", 48], "with --dataset use one of 32, 64"),
+    (["--dataset", "nowhere"], "--dataset nowhere is not a folder"),
+    (["--d-steps", 0], "--d-steps must be at least 1"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setenv("MNIST_PATH", str(SAMPLE))
