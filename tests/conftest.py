@@ -16,6 +16,14 @@ SAMPLE = ROOT / "data" / "mnist_sample.npz"
 TINY = dict(latent_dim=8, w_dim=16, filters=8)  # small enough for a test to train in seconds
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Every test starts in float32 (train.py sets Keras' global dtype policy)."""
+    keras.mixed_precision.set_dtype_policy("float32")
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
 @pytest.fixture
 def tiny_model():
     keras.utils.set_random_seed(0)

@@ -40,3 +40,18 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
     assert run.returncode == 0, run.stderr
     std, shape = run.stdout.split(maxsplit=1)
     assert float(std) > 0 and shape.strip() == "(128,)"
+
+
+def test_auto_precision_picks_bfloat16_only_on_a_cpu_with_bfloat16_units(tmp_path, monkeypatch):
+    import train as train_cli
+
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(train_cli, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(train_cli.tf.config, "list_physical_devices", lambda kind: [])
+    assert train_cli.auto_precision() == "float32"  # no /proc/cpuinfo: cannot tell
+    cpuinfo.write_text("flags : fpu sse avx2 avx512f\n")
+    assert train_cli.auto_precision() == "float32"
+    cpuinfo.write_text("flags : fpu sse avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert train_cli.auto_precision() == "mixed_bfloat16"
+    monkeypatch.setattr(train_cli.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
+    assert train_cli.auto_precision() == "float32"  # GPUs were not measured
