@@ -23,7 +23,7 @@ from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
 from stylegan import FOLDER_SIZES, LOSSES  # noqa: E402
 from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
-                   StopOnNonFiniteLoss, UserError, latest_checkpoint, load_checkpoint,
+                   TrainingGuard, UserError, latest_checkpoint, load_checkpoint,
                    read_checkpoint_meta, save_checkpoint, stylegan_from_settings)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
@@ -224,16 +224,15 @@ def load_training_data(path, limit, settings):
 def fit(model, dataset, out, settings, initial_epoch):
     """model.fit with a grid and a checkpoint per epoch; stops cleanly on Ctrl-C or a NaN."""
     ckpt_dir = out / CHECKPOINT_DIR
-    guard = StopOnNonFiniteLoss()
+    guard = TrainingGuard()
     grids = MixingGridCallback(out, seed=settings["seed"])
     callbacks = [guard, grids, CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
                  keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0)]
-    try:
-        model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
-                  callbacks=callbacks, shuffle=False, verbose=1)
-    except KeyboardInterrupt:
+    model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
+              callbacks=callbacks, shuffle=False, verbose=1)
+    if guard.interrupted:
         save_interrupted(model, out, guard, grids, settings)
-        raise
+        raise KeyboardInterrupt
     if guard.diverged_at:
         epoch, step = guard.diverged_at
         last = latest_checkpoint(ckpt_dir)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import signal
 from pathlib import Path
 
 import keras
@@ -104,27 +105,47 @@ def all_finite(logs):
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """A checkpoint at every epoch end, keeping the newest `keep`; never one of a diverged
-    epoch (a non-finite loss), so NaN weights cannot replace the last good checkpoint."""
+    """A checkpoint at every completed epoch end, keeping the newest `keep`; never one of an
+    epoch cut short (Ctrl-C, a non-finite loss), so NaN weights cannot replace a good one."""
 
     def __init__(self, ckpt_dir, settings, keep=3):
         super().__init__()
         self.ckpt_dir, self.settings, self.keep = Path(ckpt_dir), settings, keep
 
     def on_epoch_end(self, epoch, logs=None):
-        if all_finite(logs):
+        if epoch_completed(self.model, logs):
             save_checkpoint(self.model, self.ckpt_dir, epoch + 1, self.settings)
             prune_checkpoints(self.ckpt_dir, self.keep)
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops training at the first step whose loss is NaN or infinite and remembers where
-    (`diverged_at` = (epoch, step), both counted from 1); also knows the step in progress."""
+def epoch_completed(model, logs):
+    """False for an epoch that TrainingGuard cut short: fit still calls on_epoch_end then."""
+    return not model.stop_training and all_finite(logs)
+
+
+class TrainingGuard(keras.callbacks.Callback):
+    """Stops training cleanly at the end of the current step on Ctrl-C (SIGINT) or at the first
+    NaN or infinite loss, and remembers which: `interrupted`, `diverged_at` = (epoch, step),
+    both counted from 1. A signal handler, not the KeyboardInterrupt exception, so that Ctrl-C
+    never lands inside TensorFlow; a second Ctrl-C stops at once."""
 
     def __init__(self):
         super().__init__()
         self.epoch = self.step = 0
+        self.interrupted = False
         self.diverged_at = None
+        self._previous_handler = None
+
+    def on_train_begin(self, logs=None):
+        self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def on_train_end(self, logs=None):
+        signal.signal(signal.SIGINT, self._previous_handler)
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
+        self.model.stop_training = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch + 1, 0

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import stylegan
-from utils import all_finite
+from utils import epoch_completed
 
 GIF_NAME = "generating.gif"
 GAP = 2  # pixels between cells
@@ -103,7 +103,7 @@ class MixingGridCallback(keras.callbacks.Callback):
         return path
 
     def on_epoch_end(self, epoch, logs=None):
-        if all_finite(logs):  # no grid of a diverged epoch
+        if epoch_completed(self.model, logs):  # no grid of an epoch cut short
             self.save_grid(epoch + 1)
 
 
