@@ -141,22 +141,25 @@ class Evaluator:
         return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), k, self.n_style), psi)
 
     def attribution(self, pairs, psi=1.0):
-        """Shares of mixes (at the grid's crossover) classed as the coarse or the fine source,
-        over the pairs whose two sources are classed differently."""
+        """For every crossover k: the shares of mixes (z1 on layers < k, z2 on the rest) classed
+        as the coarse or the fine source, over the pairs whose two sources are classed
+        differently. Returns {k: {...}}."""
         z1, z2 = self.draw_z(pairs), self.draw_z(pairs)
         noise = self.rng.standard_normal((pairs, 28, 28), dtype=np.float32)
-        crossover = grid_crossover(self.n_style)
-        classes = []
-        for z in (stylegan.repeat_z(z1, self.n_style), stylegan.repeat_z(z2, self.n_style),
-                  stylegan.mix_z(z1, z2, crossover, self.n_style)):
-            images = stylegan.generate(self.generator, z, noise, psi, batch_size=self.batch_size)
-            classes.append(self.embed(images)[1].argmax(1))
-        coarse, fine, mixed = classes
+        classify = lambda z: self.embed(stylegan.generate(
+            self.generator, z, noise, psi, batch_size=self.batch_size))[1].argmax(1)
+        coarse = classify(stylegan.repeat_z(z1, self.n_style))
+        fine = classify(stylegan.repeat_z(z2, self.n_style))
         differ = coarse != fine
         n = int(differ.sum())
-        return {"crossover": crossover, "pairs": pairs, "pairs_of_two_classes": n,
+        shares = {}
+        for k in range(1, max(self.n_style, 2)):
+            mixed = classify(stylegan.mix_z(z1, z2, k, self.n_style))
+            shares[k] = {
+                "crossover": k, "pairs": pairs, "pairs_of_two_classes": n,
                 "follows_coarse": float(np.mean(mixed[differ] == coarse[differ])) if n else None,
                 "follows_fine": float(np.mean(mixed[differ] == fine[differ])) if n else None}
+        return shares
 
 
 def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0):
@@ -168,6 +171,7 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
     single_features, single_probs = ev.embed(ev.single_latent(samples, psi))
     mixed_features = ev.embed(ev.random_mixes(samples, psi))[0]
     shares, kl, confidence = class_coverage(single_probs)
+    by_crossover = ev.attribution(pairs, psi)
     return {
         "samples": samples, "truncation_psi": psi,
         "fid": fid(single_features, test_features),
@@ -176,14 +180,16 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
         "class_shares": shares.round(4).tolist(),
         "kl_from_uniform": kl,
         "mean_confidence": confidence,
-        "mixing": ev.attribution(pairs, psi),
+        "mixing": by_crossover[min(grid_crossover(ev.n_style), max(by_crossover))],
+        "mixing_by_crossover": list(by_crossover.values()),
     }
 
 
 def format_table(result):
     mixing = result["mixing"]
     shares = " ".join(f"{d}:{100 * s:.0f}%" for d, s in enumerate(result["class_shares"]))
-    follow = lambda key: ("n/a" if mixing[key] is None else f"{100 * mixing[key]:.0f}%")
+    follow_pct = lambda share: "n/a" if share is None else f"{100 * share:.0f}%"
+    follow = lambda key: follow_pct(mixing[key])
     rows = [
         ("classifier test accuracy", f"{100 * result['classifier_accuracy']:.2f}%"),
         (f"FID, {result['samples']:,} samples vs MNIST test", f"{result['fid']:.2f}"),
@@ -195,6 +201,9 @@ def format_table(result):
         (f"mix class = coarse source (layers < {mixing['crossover']})", follow("follows_coarse")),
         ("mix class = fine source", follow("follows_fine")),
         ("  over pairs of two classes", f"{mixing['pairs_of_two_classes']} of {mixing['pairs']}"),
+        ("mix class = coarse / fine, by crossover", "  ".join(
+            f"{m['crossover']}: {follow_pct(m['follows_coarse'])}/{follow_pct(m['follows_fine'])}"
+            for m in result["mixing_by_crossover"])),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
@@ -213,6 +222,8 @@ def parse_args(argv=None):
     p.add_argument("--pairs", type=int, default=2000, help="(z1, z2) pairs for attribution")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--raw", action="store_true",
+                   help="with --checkpoint: measure G itself, not its moving average")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER),
                    help="cached classifier (trained there on first use)")
     p.add_argument("--classifier-epochs", type=int, default=3)
@@ -226,7 +237,7 @@ def main(argv=None):
     try:
         if args.samples < 2 or args.pairs < 1:
             raise UserError("--samples must be at least 2 and --pairs at least 1")
-        generator = load_generator(args.checkpoint, args.model)
+        generator = load_generator(args.checkpoint, args.model, raw=args.raw)
         if tuple(generator.output.shape[1:]) != (28, 28, 1):
             raise UserError(f"the generator makes {generator.output.shape[1:]} images: "
                             f"evaluate.py measures MNIST generators (28x28 grey)")
@@ -240,11 +251,13 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = {"source": args.checkpoint or args.model, "classifier_accuracy": accuracy,
+    result = {"source": args.checkpoint or args.model, "raw": args.raw,
+              "classifier_accuracy": accuracy,
               **evaluate(generator, classifier, mnist, args.samples, args.pairs, args.psi,
                          args.seed)}
     source = Path(args.checkpoint or args.model)
-    out = Path(args.json) if args.json else source.with_name(source.stem + ".eval.json")
+    suffix = ".raw.eval.json" if args.raw else ".eval.json"
+    out = Path(args.json) if args.json else source.with_name(source.stem + suffix)
     out.write_text(json.dumps(result, indent=2))
     print(format_table(result))
     if accuracy < 0.985:

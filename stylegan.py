@@ -208,45 +208,58 @@ LOSSES = ("nonsaturating", "wgan-gp")
 FOLDER_SIZES = (32, 64, 128, 256)  # image sizes for folders of images (the tutorial's faces: 64)
 
 
-def architecture(image_size=28, filters=64, max_filters=256):
+def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1):
     """Style layers and widths for an image size.
 
     28 (MNIST): the tutorial's 7 -> 14 -> 28, `filters` in every block, a 7x7x128 constant.
     32..256 (a power of two): a 4x4 constant and one style block per doubling up to image_size
     (the tutorial's faces), `filters` wide at full resolution and twice as wide at each halving
     down to 4x4, at most `max_filters`.
+    convs_per_block: style layers per resolution: 1 (the tutorial) or 2 (the paper: the second
+    works at the same size, without upsampling, with its own w slot and noise).
+    Returns n_style, the width and whether it upsamples for every style layer, the constant's
+    channels.
     """
     if image_size == 28:
-        return {"n_style": 3, "filters": [filters] * 3, "const_channels": 128}
-    if image_size not in FOLDER_SIZES:
+        widths, const_channels = [filters] * 3, 128
+    elif image_size in FOLDER_SIZES:
+        sizes = [4 * 2 ** i for i in range(int(math.log2(image_size)) - 1)]  # 4, .., image_size
+        widths = [min(max_filters, filters * image_size // size) for size in sizes]
+        const_channels = widths[0]
+    else:
         raise ValueError(f"image size {image_size} is not supported: use 28 (MNIST) or one of "
                          f"{', '.join(map(str, FOLDER_SIZES))}")
-    sizes = [4 * 2 ** i for i in range(int(math.log2(image_size)) - 1)]  # 4, 8, ..., image_size
-    widths = [min(max_filters, filters * image_size // size) for size in sizes]
-    return {"n_style": len(sizes), "filters": widths, "const_channels": widths[0]}
+    per_layer = [width for width in widths for _ in range(convs_per_block)]
+    upsample = [i > 0 and c == 0 for i in range(len(widths)) for c in range(convs_per_block)]
+    return {"n_style": len(per_layer), "filters": per_layer, "upsample": upsample,
+            "const_channels": const_channels}
 
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
-                    mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE):
+                    mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE,
+                    upsample=None):
     """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
 
-    The first style block works at the constant's size without upsampling, each later one
-    doubles the size: n_style = 3 gives 7 -> 14 -> 28 as in the tutorial. `filters`: one width
-    for every block, or a list with one per block.
+    By default the first style block works at the constant's size without upsampling and each
+    later one doubles the size: n_style = 3 gives 7 -> 14 -> 28 as in the tutorial. `upsample`
+    (one bool per style layer) says otherwise; `filters`: one width for every block, or a list
+    with one per block.
     """
-    up_blocks = n_style - 1
+    upsample = [i > 0 for i in range(n_style)] if upsample is None else list(upsample)
+    up_blocks = sum(upsample)
     base = img_shape[0] // 2 ** up_blocks
-    if n_style < 1 or base * 2 ** up_blocks != img_shape[0]:
+    if n_style < 1 or len(upsample) != n_style or base * 2 ** up_blocks != img_shape[0]:
         raise ValueError(f"n_style={n_style} does not fit a {img_shape[0]}px image: "
-                         f"{img_shape[0]} must be a multiple of 2**(n_style - 1)")
-    synthesis = _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape)
+                         f"{img_shape[0]} must be a multiple of 2**(upsampling layers)")
+    synthesis = _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape,
+                                 upsample)
     z = keras.Input((n_style, latent_dim), name="z")
     noise = keras.Input(img_shape[:2], name="noise")
     w = Map(w_dim, mapping_layers, mapping_activation, name="map")(z)
     return keras.Model([z, noise], synthesis([w, noise]), name="generator")
 
 
-def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape):
+def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, upsample):
     """The synthesis net g: w [n, n_style, w_dim] and noise [n, H, W] -> image."""
     w = keras.Input((n_style, w_dim), name="w")
     noise_ = keras.Input(img_shape[:2], name="noise")
@@ -255,33 +268,68 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape):
     x = AddNoise(name="const_noise")((const, noise))
     x = AdaNorm(name="const_norm")(x)
     widths = filters if isinstance(filters, (list, tuple)) else [filters] * n_style
-    for i in range(n_style):  # 7^2, 14^2, 28^2
+    for i in range(n_style):  # 7^2, 14^2, 28^2 (two layers at each with convs_per_block=2)
         w_i = StyleSlot(i, name=f"w_{i}")(w)
-        x = Style(widths[i], upsampling=i > 0, name=f"style_{i}")((x, w_i, noise))
+        x = Style(widths[i], upsampling=upsample[i], name=f"style_{i}")((x, w_i, noise))
     # float32 output also under mixed precision (Keras' advice for a model's last layer)
     o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", dtype="float32",
                       name="to_image")(x)
     return keras.Model([w, noise_], o, name="synthesis")
 
 
-def build_discriminator(img_shape=IMG_SHAPE):
-    """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别)."""
+def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False):
+    """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别).
+
+    batchnorm=False drops its BatchNormalization layers (the paper's D has none, and R1 wants
+    each sample's gradient alone); minibatch_std=True adds the paper's minibatch standard
+    deviation channel before the last layer, so D can see a batch that lacks variety.
+    """
+    norm = (lambda: [layers.BatchNormalization()]) if batchnorm else (lambda: [])
     return keras.Sequential([
         keras.Input(img_shape),
         layers.Conv2D(32, 5, strides=2, padding="same"),
-        layers.BatchNormalization(),
+        *norm(),
         layers.LeakyReLU(0.2),
         layers.Dropout(0.3),
         layers.Conv2D(64, 5, strides=2, padding="same"),
-        layers.BatchNormalization(),
+        *norm(),
         layers.LeakyReLU(0.2),
         layers.Dropout(0.3),
+        *([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
         layers.Flatten(),
         layers.Dense(1, dtype="float32"),  # a logit: real > 0 > fake; float32 for the loss
     ], name="discriminator")
 
 
-def build_deep_discriminator(img_shape, filters=64, max_filters=256):
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MinibatchStd(layers.Layer):
+    """Minibatch standard deviation (ProGAN, Karras et al. 2018, section 3; the paper's D): the
+    standard deviation of every feature over groups of `group_size` samples, averaged to one
+    number per group and appended as a constant extra channel. A generator that collapses
+    to a few digits makes it small, which D can then see."""
+
+    def __init__(self, group_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = group_size
+
+    def call(self, x):
+        n, h, w, c = ops.shape(x)[0], x.shape[1], x.shape[2], x.shape[3]
+        # a batch that does not split into groups of group_size: one group of all samples
+        group = self.group_size if x.shape[0] and x.shape[0] % self.group_size == 0 else n
+        y = ops.reshape(ops.cast(x, "float32"), [group, -1, h, w, c])
+        std = ops.sqrt(ops.var(y, axis=0) + 1e-8)  # [n / group, h, w, c]
+        std = ops.mean(std, axis=[1, 2, 3])  # one number per group
+        std = ops.tile(ops.reshape(std, [-1, 1, 1, 1]), [group, h, w, 1])
+        return ops.concatenate([x, ops.cast(std, x.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
+def build_deep_discriminator(img_shape, filters=64, max_filters=256, minibatch_std=False):
     """For 32..256 px images: a strided Conv3x3 + LeakyReLU per halving down to 4x4, widths
     mirroring the generator's; no BatchNorm, so the WGAN-GP penalty sees each sample alone."""
     size = img_shape[0]
@@ -291,7 +339,8 @@ def build_deep_discriminator(img_shape, filters=64, max_filters=256):
         size //= 2
         stack += [layers.Conv2D(min(max_filters, filters * img_shape[0] // size), 3, strides=2,
                                 padding="same"), layers.LeakyReLU(0.2)]
-    stack += [layers.Flatten(), layers.Dense(1, dtype="float32")]
+    stack += [*([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
+              layers.Flatten(), layers.Dense(1, dtype="float32")]
     return keras.Sequential(stack, name="discriminator")
 
 
@@ -361,13 +410,19 @@ class StyleGAN(keras.Model):
     """Generator + discriminator trained with style-mixing regularisation (paper, section 3.1).
 
     Train with `compile(...)` then `fit(dataset_of_images)`; the step runs compiled
-    (`tf.function`, or XLA with `compile(jit_compile=True)`).
+    (`tf.function`, or XLA with `compile(jit_compile=True)`). The defaults here are the
+    tutorial's recipe; the paper's levers are arguments (measured in docs/results.md, and
+    train.py's default preset turns the best of them on): convs_per_block=2,
+    d_batchnorm=False, minibatch_std, r1_gamma (lazy, every r1_every D steps), ema_beta (a
+    moving average of G's weights for sampling and export) and mapping_lr_mult.
     """
 
     def __init__(self, latent_dim=100, image_size=28, channels=1, w_dim=128, filters=64,
                  max_filters=256, mapping_layers=3, mapping_activation="linear",
                  mixing_prob=0.9, w_avg_beta=0.995, loss="nonsaturating", d_steps=1,
-                 gp_weight=10.0, seed=None, **kwargs):
+                 gp_weight=10.0, convs_per_block=1, d_batchnorm=True, minibatch_std=False,
+                 r1_gamma=0.0, r1_every=16, ema_beta=0.0, mapping_lr_mult=1.0, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of {', '.join(LOSSES)}")
@@ -384,15 +439,26 @@ class StyleGAN(keras.Model):
         self.loss = loss  # "nonsaturating" (the tutorial's) or "wgan-gp"
         self.d_steps = d_steps  # discriminator updates per generator update
         self.gp_weight = gp_weight  # lambda of the WGAN-GP gradient penalty
+        self.convs_per_block = convs_per_block  # style layers per resolution: 1 or 2 (paper)
+        self.d_batchnorm = d_batchnorm  # the tutorial D's BatchNormalization (MNIST D only)
+        self.minibatch_std = minibatch_std  # the paper's minibatch-std channel in D
+        self.r1_gamma = r1_gamma  # weight of the R1 penalty on real images (0 = off)
+        self.r1_every = r1_every  # R1 on every r1_every-th D step only, weighted by it
+        self.ema_beta = ema_beta  # G smoothing: g_ema <- beta g_ema + (1 - beta) g (0 = off)
+        self.mapping_lr_mult = mapping_lr_mult  # mapping net's learning rate / G's
         self.seed = seed
-        arch = architecture(image_size, filters, max_filters)
+        arch = architecture(image_size, filters, max_filters, convs_per_block)
         self.n_style = arch["n_style"]  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
         self.img_shape = (image_size, image_size, channels)
-        self.g = build_generator(latent_dim, self.n_style, w_dim, arch["filters"],
-                                 arch["const_channels"], mapping_layers, mapping_activation,
-                                 self.img_shape)
-        self.d = (build_discriminator(self.img_shape) if image_size == 28 else
-                  build_deep_discriminator(self.img_shape, filters, max_filters))
+        self.g = self._new_generator(arch)
+        self.g_ema = self._new_generator(arch) if ema_beta else None
+        if self.g_ema is not None:
+            self.g_ema.trainable = False
+            for ema_var, var in zip(self.g_ema.weights, self.g.weights):
+                ema_var.assign(var)
+        self.d = (build_discriminator(self.img_shape, d_batchnorm, minibatch_std)
+                  if image_size == 28 else
+                  build_deep_discriminator(self.img_shape, filters, max_filters, minibatch_std))
         self.mapping = self.g.get_layer("map")
         self.synthesis = self.g.get_layer("synthesis")
         # every call of the compiled step advances this state, so every step draws anew
@@ -401,12 +467,33 @@ class StyleGAN(keras.Model):
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.built = True  # g and d are functional models, built above
 
+    def _new_generator(self, arch):
+        return build_generator(self.latent_dim, self.n_style, self.w_dim, arch["filters"],
+                               arch["const_channels"], self.mapping_layers,
+                               self.mapping_activation, self.img_shape, arch["upsample"])
+
+    @property
+    def sampling_generator(self):
+        """The generator to draw pictures with and to export: the moving average of G's
+        weights where there is one (smoother, better digits), else G itself."""
+        return self.g if self.g_ema is None else self.g_ema
+
     def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
-        """Separate optimizers for D and G; the tutorial's Adam(lr=0.001, beta_1=0) by default."""
+        """Separate optimizers for D and G; the tutorial's Adam(lr=0.001, beta_1=0) by default.
+        With mapping_lr_mult != 1 the mapping net gets a copy of G's optimizer at that
+        multiple of its learning rate."""
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
+        self.m_optimizer = None
+        if self.mapping_lr_mult != 1.0:
+            config = self.g_optimizer.get_config()
+            config["learning_rate"] = float(config["learning_rate"]) * self.mapping_lr_mult
+            self.m_optimizer = self.g_optimizer.__class__.from_config(config)
         if self.dtype_policy.name == "mixed_float16":  # float16 gradients underflow unscaled
+            if self.m_optimizer is not None:
+                raise ValueError("mapping_lr_mult needs float32 or mixed_bfloat16, not "
+                                 "mixed_float16 (one loss scale for two G optimizers)")
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
         self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
@@ -421,12 +508,20 @@ class StyleGAN(keras.Model):
     def call(self, inputs, training=False):
         return self.g(inputs, training=training)
 
+    def g_variable_groups(self):
+        """(optimizer, variables) pairs that together update every trainable G variable."""
+        if self.m_optimizer is None:
+            return [(self.g_optimizer, self.g.trainable_variables)]
+        return [(self.g_optimizer, self.synthesis.trainable_variables),
+                (self.m_optimizer, self.mapping.trainable_variables)]
+
     def build_optimizers(self):
-        """Create both optimizers' slots now (fit does it lazily), so that a checkpoint always
+        """Create the optimizers' slots now (fit does it lazily), so that a checkpoint always
         holds and loads them whole."""
-        for optimizer, net in ((self.d_optimizer, self.d), (self.g_optimizer, self.g)):
+        for optimizer, variables in [(self.d_optimizer, self.d.trainable_variables),
+                                     *self.g_variable_groups()]:
             if not optimizer.built:
-                optimizer.build(net.trainable_variables)
+                optimizer.build(variables)
 
     # -- random draws: keras.random with the model's SeedGenerator, never numpy (frozen when traced)
     def draw_crossover(self, batch_size):
@@ -451,6 +546,8 @@ class StyleGAN(keras.Model):
         for _ in range(self.d_steps):  # unrolled when traced: d_steps is a Python int
             d_loss = self.d_step(real_images, batch_size)
         g_loss = self.g_step(batch_size)
+        if self.g_ema is not None:
+            self.update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
@@ -460,7 +557,8 @@ class StyleGAN(keras.Model):
         fake_images = self.g(self.draw_inputs(batch_size), training=True)
         with tf.GradientTape() as tape:
             d_loss = self.discriminator_loss(real_images, fake_images)
-            scaled_loss = self.d_optimizer.scale_loss(d_loss / _replicas())
+            penalty = self.lazy_r1(real_images) if self.r1_gamma else 0.0
+            scaled_loss = self.d_optimizer.scale_loss((d_loss + penalty) / _replicas())
         grads = tape.gradient(scaled_loss, self.d.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
         return d_loss
@@ -468,13 +566,15 @@ class StyleGAN(keras.Model):
     def g_step(self, batch_size):
         """2. the generator learns to fool the discriminator."""
         z, noise = self.draw_inputs(batch_size)
+        groups = self.g_variable_groups()
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
             logits = self.d(self.synthesis([w, noise], training=True), training=False)
             g_loss = self.generator_loss(logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
-        grads = tape.gradient(scaled_loss, self.g.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
+        grads = tape.gradient(scaled_loss, [variables for _, variables in groups])
+        for (optimizer, variables), group_grads in zip(groups, grads):
+            optimizer.apply_gradients(zip(group_grads, variables))
         self.update_w_avg(w)
         return g_loss
 
@@ -483,11 +583,15 @@ class StyleGAN(keras.Model):
             return (ops.mean(self.d(fake_images, training=True))
                     - ops.mean(self.d(real_images, training=True))
                     + self.gp_weight * self.gradient_penalty(real_images, fake_images))
-        # the tutorial's: real images -> 1, generated -> 0, in one batch
+        # the tutorial's: real images -> 1, generated -> 0
         n = ops.shape(real_images)[0]
         labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
-        images = ops.concatenate([real_images, fake_images], axis=0)
-        return self.loss_fn(labels, self.d(images, training=True))
+        if self.d_batchnorm:  # in one batch, as the tutorial, so BatchNorm sees both kinds
+            logits = self.d(ops.concatenate([real_images, fake_images], axis=0), training=True)
+        else:  # apart, so minibatch std compares reals with reals and fakes with fakes
+            logits = ops.concatenate([self.d(real_images, training=True),
+                                      self.d(fake_images, training=True)], axis=0)
+        return self.loss_fn(labels, logits)
 
     def generator_loss(self, fake_logits):
         if self.loss == "wgan-gp":
@@ -501,12 +605,26 @@ class StyleGAN(keras.Model):
         n, mine = _global_batch(ops.shape(real_images)[0])
         u = keras.random.uniform((n, 1, 1, 1), seed=self.seed_generator)[mine]
         x_hat = real_images + u * (fake_images - real_images)
-        with tf.GradientTape() as tape:
-            tape.watch(x_hat)
-            scores = self.d(x_hat, training=True)
-        grads = ops.cast(tape.gradient(scores, x_hat), "float32")
-        norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
+        norms = ops.sqrt(self.squared_input_gradients(x_hat) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
+
+    def squared_input_gradients(self, images):
+        """|grad_x D(x)|^2 per image, in float32."""
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            scores = self.d(images, training=True)
+        grads = ops.cast(tape.gradient(scores, images), "float32")
+        return ops.sum(ops.square(grads), axis=(1, 2, 3))
+
+    def lazy_r1(self, real_images):
+        """R1 (Mescheder et al. 2018, eq. 9; the paper's FFHQ runs): gamma/2 E|grad D(real)|^2,
+        pulling D flat around the real digits. Lazy (StyleGAN2, section 3.1): computed on every
+        r1_every-th D step only, weighted by r1_every, so it costs 1/r1_every of the work."""
+        def penalty():
+            return (0.5 * self.r1_gamma * self.r1_every
+                    * ops.mean(self.squared_input_gradients(real_images)))
+        due = self.d_optimizer.iterations % self.r1_every == 0
+        return tf.cond(due, penalty, lambda: tf.constant(0.0))
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""
@@ -514,18 +632,28 @@ class StyleGAN(keras.Model):
         w_avg = self.mapping.w_avg
         w_avg.assign(w_mean + self.w_avg_beta * (w_avg - w_mean))
 
+    def update_ema(self):
+        """G smoothing (ProGAN, section A.1; the paper's results use it): every weight of g_ema
+        moves a share (1 - beta) towards G's after each G step; w_avg is copied."""
+        for ema_var, var in zip(self.g_ema.weights, self.g.weights):
+            if var.trainable:
+                ema_var.assign(var + self.ema_beta * (ema_var - var))
+            else:
+                ema_var.assign(var)
+
     # -- inference
     def generate(self, z, noise=None, truncation_psi=1.0, seed=None):
-        """See the module-level `generate`."""
-        return generate(self.g, z, noise, truncation_psi, seed)
+        """See the module-level `generate` (with the sampling generator)."""
+        return generate(self.sampling_generator, z, noise, truncation_psi, seed)
 
     def mix(self, z1, z2, crossover, noise=None, truncation_psi=1.0, seed=None):
         """Images with z1's styles on layers < crossover (coarse) and z2's on the rest (fine)."""
-        return generate(self.g, mix_z(z1, z2, crossover, self.n_style), noise, truncation_psi,
-                        seed)
+        return generate(self.sampling_generator, mix_z(z1, z2, crossover, self.n_style), noise,
+                        truncation_psi, seed)
 
     def get_config(self):
         names = ("latent_dim", "image_size", "channels", "w_dim", "filters", "max_filters",
                  "mapping_layers", "mapping_activation", "mixing_prob", "w_avg_beta", "loss",
-                 "d_steps", "gp_weight", "seed")
+                 "d_steps", "gp_weight", "convs_per_block", "d_batchnorm", "minibatch_std",
+                 "r1_gamma", "r1_every", "ema_beta", "mapping_lr_mult", "seed")
         return {name: getattr(self, name) for name in names}

@@ -1,6 +1,7 @@
 """Train the tutorial's StyleGAN on MNIST and save a style-mixing grid every epoch.
 
-    python train.py                       # the tutorial's settings: 20 epochs, batch 64, latent 100
+    python train.py                       # 20 epochs, batch 64, latent 100, the measured best recipe
+    python train.py --preset tutorial     # the tutorial's recipe exactly (its figures)
     python train.py --data PATH/mnist.npz # the full MNIST offline
     python train.py --resume              # continue the run in --out from its last checkpoint
     python train.py --dataset FACES/      # a folder of images, 64x64 colour (the tutorial's end)
@@ -13,6 +14,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
+import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -29,10 +31,10 @@ from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 # name = default  # meaning
 DEFAULTS = dict(
+    preset="stylegan",  # the recipe below the flags: "stylegan" (measured best) or "tutorial"
     epochs=20,  # total epochs; --resume continues up to this number
     batch_size=64,  # images per step
     latent_dim=100,  # size of each z
-    lr=0.001,  # Adam learning rate of both D and G (Adam beta_1 = 0, as the tutorial)
     mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
     mapping_activation="linear",  # the tutorial's linear mapping net, or leaky_relu
     seed=0,  # seeds the weights, the training draws and the grid's z codes
@@ -43,13 +45,30 @@ DEFAULTS = dict(
     image_size=None,  # 28 for MNIST; for --dataset 32, 64 (the default), 128 or 256
     filters=64,  # style block width (MNIST: every block; folders: at full resolution)
     max_filters=256,  # folders: cap on the widths, which double towards 4x4
-    loss="nonsaturating",  # the tutorial's, or wgan-gp (lambda 10, Adam beta_2 0.99)
+    loss="nonsaturating",  # the tutorial's, or wgan-gp (lambda 10)
     d_steps=1,  # discriminator updates per generator update
 )
+# The recipes (issue 7, docs/results.md): the tutorial's exactly, and the measured best.
+PRESETS = {
+    "tutorial": dict(
+        g_lr=0.001, d_lr=0.001,  # one Adam learning rate for D and G
+        beta_1=0.0, beta_2=0.999,  # Adam betas of both
+        convs_per_block=1,  # style layers per resolution: 7, 14, 28
+        d_batchnorm=True,  # the tutorial D's BatchNormalization
+        minibatch_std=False,  # the paper's minibatch-std channel in D
+        r1_gamma=0.0,  # R1 penalty weight (0 = off)
+        r1_every=16,  # lazy R1: every 16th D step
+        ema_beta=0.0,  # moving average of G's weights for pictures and export (0 = off)
+        mapping_lr_mult=1.0,  # mapping net's learning rate / G's
+    ),
+}
+PRESETS["stylegan"] = {**PRESETS["tutorial"]}  # filled in by the measurements
+RECIPE_KEYS = tuple(PRESETS["tutorial"])
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
 # settings that fix the network or the grid: a resumed run must keep them
 FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed", "image_size", "filters",
-                   "max_filters")
+                   "max_filters", "preset", "convs_per_block", "d_batchnorm", "minibatch_std",
+                   "ema_beta", "mapping_lr_mult")
 
 
 def parse_args(argv=None):
@@ -58,7 +77,26 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
     p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
     p.add_argument("--latent-dim", type=int, help=f"size of z (default {d['latent_dim']})")
-    p.add_argument("--lr", type=float, help=f"Adam learning rate (default {d['lr']})")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="the recipe: stylegan (default, the measured best) or tutorial (the "
+                        "tutorial's exactly); the flags below change single parts of it")
+    p.add_argument("--lr", type=float, help="Adam learning rate of both G and D")
+    p.add_argument("--g-lr", type=float, help="G's Adam learning rate")
+    p.add_argument("--d-lr", type=float, help="D's Adam learning rate")
+    p.add_argument("--beta-1", type=float, help="Adam beta_1 of both")
+    p.add_argument("--beta-2", type=float, help="Adam beta_2 of both")
+    p.add_argument("--convs-per-block", type=int, choices=[1, 2],
+                   help="style layers per resolution: 1 (tutorial) or 2 (paper)")
+    p.add_argument("--d-batchnorm", action=argparse.BooleanOptionalAction,
+                   help="BatchNormalization in the MNIST discriminator (tutorial: on)")
+    p.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction,
+                   help="minibatch standard deviation channel in D (paper)")
+    p.add_argument("--r1-gamma", type=float, help="R1 penalty weight, 0 = off (paper: 10)")
+    p.add_argument("--r1-every", type=int, help="lazy R1: on every N-th D step (default 16)")
+    p.add_argument("--ema-beta", type=float,
+                   help="moving average of G's weights for pictures and export, 0 = off")
+    p.add_argument("--mapping-lr-mult", type=float,
+                   help="mapping net's learning rate as a multiple of G's (paper: 0.01)")
     p.add_argument("--mixing-prob", type=float,
                    help=f"probability of style mixing per sample (default {d['mixing_prob']})")
     p.add_argument("--mapping-activation", choices=["linear", "leaky_relu"],
@@ -88,15 +126,23 @@ def parse_args(argv=None):
 
 
 def resolve_settings(args, saved=None):
-    """Explicit flags, else the resumed checkpoint's settings, else DEFAULTS."""
-    given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    """Explicit flags, else the resumed checkpoint's settings, else the preset's, else
+    DEFAULTS. A checkpoint without a preset predates presets: it was the tutorial's recipe."""
+    given = {k: v for k, v in vars(args).items()
+             if (k in DEFAULTS or k in RECIPE_KEYS) and v is not None}
+    if args.lr is not None:  # --lr sets both, --g-lr / --d-lr win over it
+        given = {"g_lr": args.lr, "d_lr": args.lr, **given}
     if saved:
+        saved = {"preset": "tutorial", **saved}
         for key in FIXED_ON_RESUME:
             if key in given and key in saved and given[key] != saved[key]:
                 flag = "--" + key.replace("_", "-")
                 raise UserError(f"--resume: the checkpoint was trained with {flag} {saved[key]}"
                                 f", not {given[key]}: drop {flag} or use another --out")
-    settings = {**DEFAULTS, **(saved or {}), **given}
+    preset = given.get("preset") or (saved or {}).get("preset") or DEFAULTS["preset"]
+    settings = {**DEFAULTS, **PRESETS[preset], **(saved or {}), **given}
+    if settings["loss"] == "wgan-gp" and not saved and "beta_2" not in given:
+        settings["beta_2"] = 0.99  # as the tutorial's face runs
     settings["image_size"] = settings["image_size"] or (64 if settings["dataset"] else 28)
     if settings["precision"] == "auto":
         settings["precision"] = auto_precision()
@@ -126,13 +172,22 @@ def check_settings(settings, limit):
         raise UserError(f"--image-size {settings['image_size']}: MNIST is 28x28; give "
                         f"--dataset DIR to train on other images")
     for key in ("epochs", "batch_size", "latent_dim", "keep", "filters", "max_filters",
-                "d_steps"):
+                "d_steps", "r1_every"):
         if settings[key] < 1:
             raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {settings[key]}")
     if not 0.0 <= settings["mixing_prob"] <= 1.0:
         raise UserError(f"--mixing-prob must be in [0, 1], got {settings['mixing_prob']}")
-    if settings["lr"] <= 0:
-        raise UserError(f"--lr must be positive, got {settings['lr']}")
+    for key in ("g_lr", "d_lr", "mapping_lr_mult"):
+        if settings[key] <= 0:
+            raise UserError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
+    for key in ("beta_1", "beta_2", "ema_beta"):
+        if not 0.0 <= settings[key] < 1.0:
+            raise UserError(f"--{key.replace('_', '-')} must be in [0, 1), got {settings[key]}")
+    if settings["r1_gamma"] < 0:
+        raise UserError(f"--r1-gamma must be at least 0, got {settings['r1_gamma']}")
+    if settings["mapping_lr_mult"] != 1.0 and settings["precision"] == "mixed_float16":
+        raise UserError("--mapping-lr-mult needs --precision float32 or mixed_bfloat16 "
+                        "(mixed_float16 scales the loss for one G optimizer only)")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
 
@@ -161,9 +216,9 @@ def find_resume_point(ckpt_dir):
 def build_model(settings, jit):
     keras.mixed_precision.set_dtype_policy(settings["precision"])
     model = stylegan_from_settings(settings)
-    beta_2 = 0.99 if settings["loss"] == "wgan-gp" else 0.999  # 0.99: the tutorial's face runs
-    model.compile(d_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0, beta_2=beta_2),
-                  g_optimizer=keras.optimizers.Adam(settings["lr"], beta_1=0.0, beta_2=beta_2),
+    adam = lambda lr: keras.optimizers.Adam(lr, beta_1=settings["beta_1"],
+                                            beta_2=settings["beta_2"])
+    model.compile(d_optimizer=adam(settings["d_lr"]), g_optimizer=adam(settings["g_lr"]),
                   jit_compile=jit)
     return model
 
@@ -191,7 +246,7 @@ def train(args):
     keras.utils.set_random_seed(settings["seed"])
     with strategy.scope():  # variables of the model and optimizers live on every replica
         model = build_model(settings, args.jit)
-        initial_epoch = restore(model, meta_path, settings["lr"]) if meta_path else 0
+        initial_epoch = restore(model, meta_path, settings) if meta_path else 0
     if initial_epoch >= settings["epochs"]:
         print(f"Already trained {initial_epoch} epochs (--epochs {settings['epochs']}): "
               f"nothing to train; raise --epochs to train more.")
@@ -242,11 +297,14 @@ def fit(model, dataset, out, settings, initial_epoch):
             f"--resume")
 
 
-def restore(model, meta_path, lr):
-    """Load the checkpoint into the model, keeping the learning rate of this run (the
-    optimizers' saved state holds the old one); returns the number of epochs it completed."""
+def restore(model, meta_path, settings):
+    """Load the checkpoint into the model, keeping the learning rates of this run (the
+    optimizers' saved state holds the old ones); returns the number of epochs it completed."""
     epoch = load_checkpoint(model, meta_path)["epoch"]
-    model.d_optimizer.learning_rate = model.g_optimizer.learning_rate = lr
+    model.d_optimizer.learning_rate = settings["d_lr"]
+    model.g_optimizer.learning_rate = settings["g_lr"]
+    if model.m_optimizer is not None:
+        model.m_optimizer.learning_rate = settings["g_lr"] * settings["mapping_lr_mult"]
     print(f"Resuming from {meta_path.name}: {epoch} epochs done.")
     return epoch
 
@@ -263,7 +321,7 @@ def save_interrupted(model, out, guard, grids, settings):
 
 def finish(model, out):
     """Export the generator and make the run's summary pictures."""
-    model.g.save(out / "generator.keras")
+    model.sampling_generator.save(out / "generator.keras")
     gif = make_gif(out)
     history = out / "history.csv"
     if history.is_file() and history.stat().st_size:

@@ -157,8 +157,9 @@ class TrainingGuard(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def load_generator(checkpoint=None, model=None):
-    """The generator of a training checkpoint (its .json) or of an exported .keras file."""
+def load_generator(checkpoint=None, model=None, raw=False):
+    """The generator of a training checkpoint (its .json) or of an exported .keras file.
+    A checkpoint gives its moving average of G's weights where it has one, unless raw."""
     if model:
         path = Path(model)
         if not path.is_file():
@@ -176,21 +177,25 @@ def load_generator(checkpoint=None, model=None):
     gan = stylegan_from_settings(read_checkpoint_meta(path)["settings"])
     gan.compile()
     load_checkpoint(gan, path)
-    return gan.g
+    return gan.g if raw else gan.sampling_generator
 
 
 def stylegan_from_settings(settings):
-    """The StyleGAN model a run's settings describe (the defaults for keys a run lacks)."""
+    """The StyleGAN model a run's settings describe (the tutorial's recipe for keys a run
+    lacks, as in runs that predate presets)."""
     import stylegan  # here: stylegan.py stays free of this module
 
     image_size = settings.get("image_size") or 28
+    recipe = ("convs_per_block", "d_batchnorm", "minibatch_std", "r1_gamma", "r1_every",
+              "ema_beta", "mapping_lr_mult")
     return stylegan.StyleGAN(
         latent_dim=settings["latent_dim"], image_size=image_size,
         channels=1 if image_size == 28 else 3, filters=settings.get("filters", 64),
         max_filters=settings.get("max_filters", 256),
         mapping_activation=settings["mapping_activation"],
         mixing_prob=settings.get("mixing_prob", 0.9), loss=settings.get("loss", "nonsaturating"),
-        d_steps=settings.get("d_steps", 1), seed=settings.get("seed"))
+        d_steps=settings.get("d_steps", 1), seed=settings.get("seed"),
+        **{key: settings[key] for key in recipe if key in settings})
 
 
 def _first_line(error):

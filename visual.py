@@ -97,7 +97,8 @@ class MixingGridCallback(keras.callbacks.Callback):
     def save_grid(self, epoch_number):
         size = self.model.image_size
         z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size)
-        grid = mixing_grid(self.model.g, z1, z2, noise, grid_crossover(self.model.n_style))
+        grid = mixing_grid(self.model.sampling_generator, z1, z2, noise,
+                           grid_crossover(self.model.n_style))
         path = self.out_dir / f"{epoch_number}.png"
         save_png(grid, path, self.zoom or (2 if size <= 32 else 1))
         return path

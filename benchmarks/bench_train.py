@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                       # float32, all three ways
     python benchmarks/bench_train.py --precision float32,mixed_bfloat16
+    python benchmarks/bench_train.py --ways compiled --presets tutorial,stylegan  # recipe cost
 
 Each way runs in its own process (so its peak memory is its own) on the same fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps. The baseline is
@@ -40,11 +41,14 @@ def parse_args(argv=None):
                    help="comma-separated Keras dtype policies: float32, mixed_bfloat16 "
                         "(CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPUs)")
     p.add_argument("--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
-    p.add_argument("--worker", nargs=2, metavar=("WAY", "PRECISION"), help=argparse.SUPPRESS)
+    p.add_argument("--presets", default="tutorial",
+                   help="comma-separated train.py recipes: tutorial (the core), stylegan")
+    p.add_argument("--worker", nargs=3, metavar=("WAY", "PRECISION", "PRESET"),
+                   help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def run_worker(way, precision, args):
+def run_worker(way, precision, preset, args):
     """Time one way in this process; print one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
@@ -53,14 +57,13 @@ def run_worker(way, precision, args):
     import tensorflow as tf
 
     import mnist_ds
-    import stylegan
+    import train
 
-    keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(0)
-    channels = 1 if args.image_size == 28 else 3
-    model = stylegan.StyleGAN(latent_dim=args.latent_dim, image_size=args.image_size,
-                              channels=channels, loss=args.loss, d_steps=args.d_steps, seed=0)
-    model.compile()
+    settings = {**train.DEFAULTS, **train.PRESETS[preset], "latent_dim": args.latent_dim,
+                "image_size": args.image_size,
+                "loss": args.loss, "d_steps": args.d_steps, "precision": precision}
+    model = train.build_model(settings, jit=False)  # the recipe's model and optimizers
     if args.image_size == 28:
         images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size, ..., None]
     else:  # the speed does not depend on the pixels
@@ -79,18 +82,18 @@ def run_worker(way, precision, args):
         logs = step(batch)
     losses = [float(logs["d_loss"]), float(logs["g_loss"])]  # also waits for the last step
     seconds = (time.perf_counter() - start) / args.steps
-    print(json.dumps({"way": way, "precision": precision, "step_s": seconds,
+    print(json.dumps({"way": way, "precision": precision, "preset": preset, "step_s": seconds,
                       "finite": bool(np.all(np.isfinite(losses))),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def measure(way, precision, argv):
-    command = [sys.executable, __file__, *argv, "--worker", way, precision]
+def measure(way, precision, preset, argv):
+    command = [sys.executable, __file__, *argv, "--worker", way, precision, preset]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:  # reported in the table, with the error's last line
         error = run.stderr.strip().splitlines()[-1][:200]
-        print(f"{way} / {precision} failed: {error}", file=sys.stderr)
-        return {"way": way, "precision": precision, "error": error}
+        print(f"{way} / {precision} / {preset} failed: {error}", file=sys.stderr)
+        return {"way": way, "precision": precision, "preset": preset, "error": error}
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -103,20 +106,21 @@ def main(argv=None):
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
           f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
-    rows = [measure(way, precision, argv)
+    rows = [measure(way, precision, preset, argv) for preset in args.presets.split(",")
             for precision in args.precision.split(",") for way in ways]
     timed = [r for r in rows if "error" not in r]
     base = next((r for r in timed if r["way"] == "eager" and r["precision"] == "float32"),
                 timed[0])  # the tutorial's eager float32 step where it was measured
     baseline = base["step_s"]
-    print(f"\n| way | precision | ms/step | steps/s | images/s | vs {base['way']} "
-          f"{base['precision']} | "
-          "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|")
+    print(f"\n| recipe | way | precision | ms/step | steps/s | images/s | vs {base['preset']} "
+          f"{base['way']} {base['precision']} | "
+          "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['way']} | {r['precision']} | failed (see above) | | | | | |")
+            print(f"| {r['preset']} | {r['way']} | {r['precision']} | failed (see above) "
+                  f"| | | | | |")
             continue
-        print(f"| {r['way']} | {r['precision']} | {1000 * r['step_s']:.0f} | "
+        print(f"| {r['preset']} | {r['way']} | {r['precision']} | {1000 * r['step_s']:.0f} | "
               f"{1 / r['step_s']:.2f} | {args.batch_size / r['step_s']:.0f} | "
               f"{baseline / r['step_s']:.2f}x | {r['peak_rss_mib']:.0f} | {r['finite']} |")
     print("\n" + "\n".join(f"{way}: {WAYS[way]}" for way in ways))

@@ -1,0 +1,124 @@
+"""The paper's levers that train.py's presets switch: two convs per resolution, D without
+BatchNorm, minibatch std, lazy R1, G's moving average, the mapping net's learning rate."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import stylegan
+import utils
+from conftest import TINY
+from test_training import images_dataset
+
+
+def test_two_convs_per_block_give_six_style_layers_two_at_each_size():
+    arch = stylegan.architecture(28, filters=8, convs_per_block=2)
+    assert arch["n_style"] == 6
+    assert arch["upsample"] == [False, False, True, False, True, False]  # 7, 7, 14, 14, 28, 28
+    g = stylegan.build_generator(8, arch["n_style"], 16, arch["filters"], 8,
+                                 upsample=arch["upsample"])
+    synthesis = g.get_layer("synthesis")
+    sizes = [synthesis.get_layer(f"style_{i}").output.shape[1] for i in range(6)]
+    assert sizes == [7, 7, 14, 14, 28, 28]
+    z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
+    assert stylegan.generate(g, z, seed=0).shape == (2, 28, 28, 1)
+
+
+def test_the_discriminator_options_drop_batchnorm_and_add_a_std_channel():
+    tutorial = stylegan.build_discriminator()
+    paper = stylegan.build_discriminator(batchnorm=False, minibatch_std=True)
+    is_bn = lambda layer: isinstance(layer, keras.layers.BatchNormalization)
+    assert sum(map(is_bn, tutorial.layers)) == 2
+    assert not any(map(is_bn, paper.layers))
+    assert paper.get_layer("minibatch_std").output.shape[-1] == 65  # 64 features + std
+
+
+def test_minibatch_std_is_zero_for_identical_samples_and_shared_within_a_group():
+    layer = stylegan.MinibatchStd(group_size=4)
+    same = np.ones((8, 3, 3, 2), "float32")
+    assert np.allclose(layer(same)[..., -1], 0.0, atol=1e-3)
+    x = np.random.default_rng(0).normal(size=(8, 3, 3, 2)).astype("float32")
+    std = np.asarray(layer(x)[..., -1])
+    assert np.all(std > 0.1)
+    # groups of 4 take samples i, i + 2, i + 4, i + 6: samples 0 and 2 share their number
+    assert np.allclose(std[0], std[2]) and not np.allclose(std[0], std[1])
+    expected = np.sqrt(x[[0, 2, 4, 6]].var(axis=0) + 1e-8).mean()
+    assert np.isclose(std[0, 0, 0], expected, rtol=1e-4)
+
+
+def test_lazy_r1_is_gamma_half_times_every_times_squared_gradient_only_when_due():
+    model = stylegan.StyleGAN(**TINY, r1_gamma=2.0, r1_every=4, d_batchnorm=False, seed=0)
+    model.compile()
+    for layer in model.d.layers:  # no Dropout, so that two passes of D give the same gradient
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)), "float32")
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        score_sum = tf.reduce_sum(model.d(real, training=True))
+    squared = np.sum(np.square(tape.gradient(score_sum, real)), axis=(1, 2, 3))
+    assert np.all(squared > 0)
+    np.testing.assert_allclose(model.squared_input_gradients(real), squared, rtol=1e-5)
+    due = float(model.lazy_r1(real))  # iterations 0: due
+    assert np.isclose(due, 0.5 * 2.0 * 4 * squared.mean(), rtol=1e-5)
+    model.d_optimizer.iterations.assign(1)
+    assert float(model.lazy_r1(real)) == 0.0
+
+
+def test_the_moving_average_follows_g_by_the_formula_and_is_what_we_sample():
+    model = stylegan.StyleGAN(**TINY, ema_beta=0.5, seed=0)
+    model.compile()
+    for ema_var, var in zip(model.g_ema.weights, model.g.weights):  # starts as a copy
+        np.testing.assert_array_equal(ema_var, var)
+    before = [np.asarray(v).copy() for v in model.g_ema.weights]
+    model.fit(images_dataset(32), epochs=1, verbose=0, shuffle=False)  # one step
+    after = [np.asarray(v) for v in model.g_ema.weights]
+    for b, a, var in zip(before, after, model.g.weights):
+        if var.trainable:
+            np.testing.assert_allclose(a, 0.5 * b + 0.5 * np.asarray(var), atol=1e-6)
+    assert model.sampling_generator is model.g_ema
+    assert not model.g_ema.trainable_variables  # never trained, only averaged
+    changed = [not np.allclose(b, a) for b, a in zip(before, after)]
+    assert any(changed)
+
+
+def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_path):
+    model = stylegan.StyleGAN(**TINY, ema_beta=0.9, seed=0)
+    model.compile()
+    model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
+    settings = {"latent_dim": 8, "mapping_activation": "linear", "ema_beta": 0.9, "seed": 0}
+    meta = utils.save_checkpoint(model, tmp_path, 1, settings)
+    # TINY's widths are not in the settings: build the same model by hand to compare
+    restored = stylegan.StyleGAN(**TINY, ema_beta=0.9, seed=0)
+    restored.compile()
+    utils.load_checkpoint(restored, meta)
+    for a, b in zip(model.g_ema.weights, restored.g_ema.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(restored.g.weights,
+                                                       restored.g_ema.weights))
+
+
+def test_the_mapping_net_gets_its_own_optimizer_at_the_multiple_of_gs_rate():
+    model = stylegan.StyleGAN(**TINY, mapping_lr_mult=0.01, seed=0)
+    model.compile(g_optimizer=keras.optimizers.Adam(0.002))
+    assert np.isclose(float(model.m_optimizer.learning_rate), 0.002 * 0.01)
+    mapping_before = [np.asarray(v).copy() for v in model.mapping.trainable_variables]
+    model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
+    assert model.m_optimizer.iterations.numpy() == model.g_optimizer.iterations.numpy() == 2
+    steps = [np.abs(np.asarray(v) - b).max()
+             for v, b in zip(model.mapping.trainable_variables, mapping_before)]
+    assert 0 < max(steps) < 0.002 * 0.01 * 3  # Adam moves each weight by about lr per step
+    assert model.g_optimizer.built and len(model.g_variable_groups()) == 2
+
+
+@pytest.mark.parametrize("recipe", [
+    dict(convs_per_block=2, d_batchnorm=False, minibatch_std=True, r1_gamma=1.0, r1_every=2,
+         ema_beta=0.99, mapping_lr_mult=0.1)])
+def test_every_lever_together_trains_compiled_with_finite_losses(recipe):
+    keras.utils.set_random_seed(0)
+    model = stylegan.StyleGAN(**TINY, **recipe, seed=0)
+    model.compile()
+    history = model.fit(images_dataset(128), epochs=1, verbose=0, shuffle=False)
+    assert np.all(np.isfinite(history.history["d_loss"] + history.history["g_loss"]))
+    z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
+    assert np.all(np.abs(model.generate(z, seed=0)) <= 1)
