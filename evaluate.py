@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import stylegan  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
 from utils import ArgumentParser, UserError, load_generator  # noqa: E402
-from visual import grid_crossover  # noqa: E402
+from visual import COARSE_SIZE, grid_crossover  # noqa: E402
 
 DEFAULT_CLASSIFIER = Path("visual/mnist_classifier.keras")
 FEATURES = "features"  # the classifier's 128-unit penultimate layer: the FID space
@@ -162,7 +162,8 @@ class Evaluator:
         return shares
 
 
-def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0):
+def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0,
+             coarse_size=COARSE_SIZE):
     """Every measure, as a dict."""
     (x_train, _), (x_test, _) = mnist
     ev = Evaluator(generator, classifier, seed)
@@ -180,7 +181,7 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
         "class_shares": shares.round(4).tolist(),
         "kl_from_uniform": kl,
         "mean_confidence": confidence,
-        "mixing": by_crossover[min(grid_crossover(ev.n_style), max(by_crossover))],
+        "mixing": by_crossover[grid_crossover(generator, coarse_size)],
         "mixing_by_crossover": list(by_crossover.values()),
     }
 
@@ -222,6 +223,9 @@ def parse_args(argv=None):
     p.add_argument("--pairs", type=int, default=2000, help="(z1, z2) pairs for attribution")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--coarse-size", type=int, default=COARSE_SIZE,
+                   help="the headline attribution's split: style layers up to this size (px) "
+                        f"are coarse (default {COARSE_SIZE}; the tutorial's grid: 7)")
     p.add_argument("--raw", action="store_true",
                    help="with --checkpoint: measure G itself, not its moving average")
     p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER),
@@ -254,7 +258,7 @@ def main(argv=None):
     result = {"source": args.checkpoint or args.model, "raw": args.raw,
               "classifier_accuracy": accuracy,
               **evaluate(generator, classifier, mnist, args.samples, args.pairs, args.psi,
-                         args.seed)}
+                         args.seed, args.coarse_size)}
     source = Path(args.checkpoint or args.model)
     suffix = ".raw.eval.json" if args.raw else ".eval.json"
     out = Path(args.json) if args.json else source.with_name(source.stem + suffix)

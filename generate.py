@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
 from utils import ArgumentParser, UserError, load_generator  # noqa: E402
-from visual import grid_crossover, to_uint8  # noqa: E402
+from visual import COARSE_SIZE, grid_crossover, to_uint8  # noqa: E402
 
 
 class Explorer:
@@ -275,7 +275,7 @@ def cmd_samples(ex, args):
         out.mkdir(parents=True, exist_ok=True)
         z1, z2 = (rng.standard_normal((args.n, ex.latent_dim), "float32") for _ in range(2))
         noise = ex.draw_noise(args.n, rng)
-        k = grid_crossover(ex.n_style)
+        k = grid_crossover(ex.generator, args.coarse_size)
         for name, z in (("coarse", stylegan.repeat_z(z1, ex.n_style)),
                         ("fine", stylegan.repeat_z(z2, ex.n_style)),
                         ("mixed", stylegan.mix_z(z1, z2, k, ex.n_style))):
@@ -351,6 +351,9 @@ def parse_args(argv=None):
     samples.add_argument("--psi", type=float, default=1.0)
     samples.add_argument("--seed", type=int, default=0)
     samples.add_argument("--mixed", metavar="DIR", help="write coarse/fine/mixed.npy here")
+    samples.add_argument("--coarse-size", type=int, default=COARSE_SIZE,
+                         help="--mixed: style layers up to this size (px) come from the coarse "
+                              f"source (default {COARSE_SIZE}; the tutorial's grid: 7)")
     samples.add_argument("--out", default="samples.npy")
     return p.parse_args(argv)
 

@@ -421,8 +421,8 @@ class StyleGAN(keras.Model):
                  max_filters=256, mapping_layers=3, mapping_activation="linear",
                  mixing_prob=0.9, w_avg_beta=0.995, loss="nonsaturating", d_steps=1,
                  gp_weight=10.0, convs_per_block=1, d_batchnorm=True, minibatch_std=False,
-                 r1_gamma=0.0, r1_every=16, ema_beta=0.0, mapping_lr_mult=1.0, seed=None,
-                 **kwargs):
+                 r1_gamma=0.0, r1_every=16, ema_beta=0.0, mapping_lr_mult=1.0,
+                 g_step_d_training=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of {', '.join(LOSSES)}")
@@ -446,6 +446,9 @@ class StyleGAN(keras.Model):
         self.r1_every = r1_every  # R1 on every r1_every-th D step only, weighted by it
         self.ema_beta = ema_beta  # G smoothing: g_ema <- beta g_ema + (1 - beta) g (0 = off)
         self.mapping_lr_mult = mapping_lr_mult  # mapping net's learning rate / G's
+        # the G step runs D as D trains (BatchNorm on batch statistics, Dropout on); the
+        # tutorial runs it in inference mode (False)
+        self.g_step_d_training = g_step_d_training
         self.seed = seed
         arch = architecture(image_size, filters, max_filters, convs_per_block)
         self.n_style = arch["n_style"]  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
@@ -569,7 +572,8 @@ class StyleGAN(keras.Model):
         groups = self.g_variable_groups()
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
-            logits = self.d(self.synthesis([w, noise], training=True), training=False)
+            logits = self.d(self.synthesis([w, noise], training=True),
+                            training=self.g_step_d_training)
             g_loss = self.generator_loss(logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
         grads = tape.gradient(scaled_loss, [variables for _, variables in groups])
@@ -586,9 +590,9 @@ class StyleGAN(keras.Model):
         # the tutorial's: real images -> 1, generated -> 0
         n = ops.shape(real_images)[0]
         labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
-        if self.d_batchnorm:  # in one batch, as the tutorial, so BatchNorm sees both kinds
+        if self.d_batchnorm and not self.g_step_d_training:  # the tutorial: in one batch
             logits = self.d(ops.concatenate([real_images, fake_images], axis=0), training=True)
-        else:  # apart, so minibatch std compares reals with reals and fakes with fakes
+        else:  # apart, so BatchNorm and minibatch std see fakes alone, as in the G step
             logits = ops.concatenate([self.d(real_images, training=True),
                                       self.d(fake_images, training=True)], axis=0)
         return self.loss_fn(labels, logits)
@@ -655,5 +659,6 @@ class StyleGAN(keras.Model):
         names = ("latent_dim", "image_size", "channels", "w_dim", "filters", "max_filters",
                  "mapping_layers", "mapping_activation", "mixing_prob", "w_avg_beta", "loss",
                  "d_steps", "gp_weight", "convs_per_block", "d_batchnorm", "minibatch_std",
-                 "r1_gamma", "r1_every", "ema_beta", "mapping_lr_mult", "seed")
+                 "r1_gamma", "r1_every", "ema_beta", "mapping_lr_mult", "g_step_d_training",
+                 "seed")
         return {name: getattr(self, name) for name in names}

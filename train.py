@@ -35,7 +35,6 @@ DEFAULTS = dict(
     epochs=20,  # total epochs; --resume continues up to this number
     batch_size=64,  # images per step
     latent_dim=100,  # size of each z
-    mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
     mapping_activation="linear",  # the tutorial's linear mapping net, or leaky_relu
     seed=0,  # seeds the weights, the training draws and the grid's z codes
     out="visual/stylegan",
@@ -51,6 +50,7 @@ DEFAULTS = dict(
 # The recipes (issue 7, docs/results.md): the tutorial's exactly, and the measured best.
 PRESETS = {
     "tutorial": dict(
+        mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
         g_lr=0.001, d_lr=0.001,  # one Adam learning rate for D and G
         beta_1=0.0, beta_2=0.999,  # Adam betas of both
         convs_per_block=1,  # style layers per resolution: 7, 14, 28
@@ -60,9 +60,18 @@ PRESETS = {
         r1_every=16,  # lazy R1: every 16th D step
         ema_beta=0.0,  # moving average of G's weights for pictures and export (0 = off)
         mapping_lr_mult=1.0,  # mapping net's learning rate / G's
+        g_step_d_training=False,  # G's step runs D in inference mode (BatchNorm moving stats)
+        grid_coarse_size=7,  # the grid's rows give the style layers up to 7x7
     ),
 }
-PRESETS["stylegan"] = {**PRESETS["tutorial"]}  # filled in by the measurements
+PRESETS["stylegan"] = {  # the tutorial's, with the levers that measured best
+    **PRESETS["tutorial"],
+    "mixing_prob": 0.5,  # half the samples from one z: less class collapse
+    "d_batchnorm": False,  # no train/inference gap in D for G's step to exploit
+    "minibatch_std": True,  # D sees a batch short of variety
+    "ema_beta": 0.999,  # pictures and export from G's moving average
+    "grid_coarse_size": 14,  # rows give 7x7 and 14x14: the class follows the rows more
+}
 RECIPE_KEYS = tuple(PRESETS["tutorial"])
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
 # settings that fix the network or the grid: a resumed run must keep them
@@ -95,10 +104,15 @@ def parse_args(argv=None):
     p.add_argument("--r1-every", type=int, help="lazy R1: on every N-th D step (default 16)")
     p.add_argument("--ema-beta", type=float,
                    help="moving average of G's weights for pictures and export, 0 = off")
+    p.add_argument("--g-step-d-training", action=argparse.BooleanOptionalAction,
+                   help="G's step runs D in training mode, real and fake batches apart "
+                        "(tutorial: inference mode)")
+    p.add_argument("--grid-coarse-size", type=int,
+                   help="the grid's rows give the style layers up to this size in pixels")
     p.add_argument("--mapping-lr-mult", type=float,
                    help="mapping net's learning rate as a multiple of G's (paper: 0.01)")
     p.add_argument("--mixing-prob", type=float,
-                   help=f"probability of style mixing per sample (default {d['mixing_prob']})")
+                   help="probability of style mixing per sample (stylegan 0.5, tutorial 0.9)")
     p.add_argument("--mapping-activation", choices=["linear", "leaky_relu"],
                    help=f"activation in the mapping net (default {d['mapping_activation']})")
     p.add_argument("--data", help="path of mnist.npz (default: MNIST_PATH, Keras' cache, "
@@ -280,7 +294,8 @@ def fit(model, dataset, out, settings, initial_epoch):
     """model.fit with a grid and a checkpoint per epoch; stops cleanly on Ctrl-C or a NaN."""
     ckpt_dir = out / CHECKPOINT_DIR
     guard = TrainingGuard()
-    grids = MixingGridCallback(out, seed=settings["seed"])
+    grids = MixingGridCallback(out, seed=settings["seed"],
+                               coarse_size=settings["grid_coarse_size"])
     callbacks = [guard, grids, CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
                  keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0)]
     model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,

@@ -187,7 +187,7 @@ def stylegan_from_settings(settings):
 
     image_size = settings.get("image_size") or 28
     recipe = ("convs_per_block", "d_batchnorm", "minibatch_std", "r1_gamma", "r1_every",
-              "ema_beta", "mapping_lr_mult")
+              "ema_beta", "mapping_lr_mult", "g_step_d_training")
     return stylegan.StyleGAN(
         latent_dim=settings["latent_dim"], image_size=image_size,
         channels=1 if image_size == 28 else 3, filters=settings.get("filters", 64),

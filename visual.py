@@ -22,10 +22,24 @@ GAP = 2  # pixels between cells
 GAP_GREY = 128
 
 
-def grid_crossover(n_style):
-    """Where the grid splits coarse from fine: the first half of the style layers (rounded down,
-    at least one) come from the row source. For the tutorial's 3 layers: 7x7 | 14x14, 28x28."""
-    return max(1, n_style // 2)
+COARSE_SIZE = 14  # default: style layers at 14x14 or less are "coarse" (the tutorial's grid: 7)
+
+
+def style_sizes(generator):
+    """The output height of every style layer, in order: 7, 14, 28 for the tutorial's net."""
+    synthesis = generator.get_layer("synthesis")
+    n_style = generator.input[0].shape[1]
+    return [synthesis.get_layer(f"style_{i}").output.shape[1] for i in range(n_style)]
+
+
+def grid_crossover(generator, coarse_size=COARSE_SIZE):
+    """Where the grid splits coarse from fine: the style layers working at coarse_size pixels
+    or less come from the row source (at least one layer, and one left for the columns).
+    7 for the tutorial's 3 layers: 7x7 | 14x14, 28x28; 14: 7x7, 14x14 | 28x28, where the digit's
+    class follows the row far more often (docs/results.md)."""
+    sizes = style_sizes(generator)
+    coarse = sum(size <= coarse_size for size in sizes)
+    return min(max(1, coarse), max(1, len(sizes) - 1))
 
 
 def grid_inputs(latent_dim, n=12, seed=0, image_size=28):
@@ -89,16 +103,18 @@ class MixingGridCallback(keras.callbacks.Callback):
     """Saves the mixing grid to `<out_dir>/<epoch>.png` (epochs counted from 1, as the progress
     bar counts them) at each epoch end."""
 
-    def __init__(self, out_dir, n=12, seed=0, zoom=None):
+    def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE):
         super().__init__()
         self.out_dir = Path(out_dir)
+        self.coarse_size = coarse_size  # style layers up to this size come from the rows
         self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
 
     def save_grid(self, epoch_number):
         size = self.model.image_size
         z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size)
-        grid = mixing_grid(self.model.sampling_generator, z1, z2, noise,
-                           grid_crossover(self.model.n_style))
+        generator = self.model.sampling_generator
+        grid = mixing_grid(generator, z1, z2, noise,
+                           grid_crossover(generator, self.coarse_size))
         path = self.out_dir / f"{epoch_number}.png"
         save_png(grid, path, self.zoom or (2 if size <= 32 else 1))
         return path

@@ -17,6 +17,13 @@ from conftest import train_in_subprocess as train
     (["--dataset", "nowhere", "--image-size", 48], "with --dataset use one of 32, 64"),
     (["--dataset", "nowhere"], "--dataset nowhere is not a folder"),
     (["--d-steps", 0], "--d-steps must be at least 1"),
+    (["--g-lr", 0], "--g-lr must be positive, got 0.0"),
+    (["--beta-1", 1], "--beta-1 must be in [0, 1), got 1.0"),
+    (["--ema-beta", -0.1], "--ema-beta must be in [0, 1)"),
+    (["--r1-gamma", -1], "--r1-gamma must be at least 0"),
+    (["--r1-every", 0], "--r1-every must be at least 1"),
+    (["--mapping-lr-mult", 0.1, "--precision", "mixed_float16"],
+     "--mapping-lr-mult needs --precision float32 or mixed_bfloat16"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setenv("MNIST_PATH", str(SAMPLE))

@@ -36,7 +36,8 @@ def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
     result = json.loads((tmp_path / "generator.eval.json").read_text())
     assert len(result["class_shares"]) == 10 and sum(result["class_shares"]) == pytest.approx(1)
     assert result["fid"] >= 0 and result["fid_mixed"] >= 0 and result["fid_real_floor"] >= 0
-    assert result["mixing"]["pairs"] == 30 and result["mixing"]["crossover"] == 1
+    assert result["mixing"]["pairs"] == 30 and result["mixing"]["crossover"] == 2  # 7, 14 | 28
+    assert [m["crossover"] for m in result["mixing_by_crossover"]] == [1, 2]
     assert (tmp_path / "clf.keras").is_file()  # cached for the next call
 
 

@@ -57,9 +57,11 @@ def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 def test_the_generator_grows_one_style_block_per_doubling():
     assert stylegan.architecture(28) == {"n_style": 3, "filters": [64] * 3,
+                                         "upsample": [False, True, True],
                                          "const_channels": 128}
     arch = stylegan.architecture(64, filters=32, max_filters=128)
-    assert arch == {"n_style": 5, "filters": [128, 128, 128, 64, 32], "const_channels": 128}
+    assert arch == {"n_style": 5, "filters": [128, 128, 128, 64, 32],
+                    "upsample": [False, True, True, True, True], "const_channels": 128}
     model = stylegan.StyleGAN(**SMALL)
     assert model.n_style == 4  # 4, 8, 16, 32
     assert model.g.output.shape == (None, 32, 32, 3)
@@ -96,7 +98,7 @@ def test_the_gradient_penalty_measures_the_critic_gradient_norm():
 def test_the_mixing_grid_is_in_colour():
     model = stylegan.StyleGAN(**SMALL)
     z1, z2, noise = visual.grid_inputs(8, n=2, seed=0, image_size=32)
-    grid = visual.mixing_grid(model.g, z1, z2, noise, visual.grid_crossover(model.n_style))
+    grid = visual.mixing_grid(model.g, z1, z2, noise, visual.grid_crossover(model.g))
     side = 3 * 32 + visual.GAP + 3 * visual.GAP  # 3 cells, a gap, a wider gap after the header
     assert grid.shape == (side, side, 3)
     assert np.all(grid[32: 32 + 3 * visual.GAP] == visual.GAP_GREY)

@@ -32,7 +32,7 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
         "import sys, numpy as np, keras; sys.path.insert(0, sys.argv[2]); import stylegan\n"
         "g = keras.saving.load_model(sys.argv[1])\n"
         "rng = np.random.default_rng(0)\n"
-        "z = rng.normal(size=(2, 3, 100)).astype('float32')\n"
+        "z = rng.normal(size=(2, *g.input[0].shape[1:])).astype('float32')\n"
         "noise = rng.normal(size=(2, 28, 28)).astype('float32')\n"
         "print(float(np.asarray(g([z, noise])).std()), g.get_layer('map').w_avg.shape)\n")
     run = subprocess.run([sys.executable, "-c", script, str(out / "generator.keras"),
@@ -55,3 +55,22 @@ def test_auto_precision_picks_bfloat16_only_on_a_cpu_with_bfloat16_units(tmp_pat
     assert train_cli.auto_precision() == "mixed_bfloat16"
     monkeypatch.setattr(train_cli.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
     assert train_cli.auto_precision() == "float32"  # GPUs were not measured
+
+
+def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
+    import train as train_cli
+
+    resolve = lambda *flags, saved=None: train_cli.resolve_settings(
+        train_cli.parse_args([*flags, "--precision", "float32"]), saved)
+    default = resolve()
+    assert default["preset"] == "stylegan"
+    assert {k: default[k] for k in train_cli.RECIPE_KEYS} == train_cli.PRESETS["stylegan"]
+    tutorial = resolve("--preset", "tutorial", "--r1-gamma", "5")
+    assert tutorial["r1_gamma"] == 5.0  # the flag wins over the preset
+    assert tutorial["g_lr"] == tutorial["d_lr"] == 0.001 and tutorial["beta_1"] == 0.0
+    assert tutorial["d_batchnorm"] and tutorial["convs_per_block"] == 1
+    both = resolve("--lr", "0.01", "--d-lr", "0.002")
+    assert both["g_lr"] == 0.01 and both["d_lr"] == 0.002  # --d-lr wins over --lr
+    # a checkpoint from before presets: the tutorial's recipe, whatever the default is now
+    old = resolve(saved={"latent_dim": 100, "lr": 0.001, "seed": 0})
+    assert old["preset"] == "tutorial" and old["ema_beta"] == 0.0

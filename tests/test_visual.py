@@ -7,7 +7,7 @@ import visual
 
 
 def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path):
-    callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1)
+    callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1)  # rows: 7x7, 14x14
     callback.set_model(tiny_model)
     grid = np.asarray(Image.open(callback.save_grid(epoch_number=4)))
     assert (tmp_path / "4.png").is_file()
@@ -20,7 +20,7 @@ def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path
     z1, z2, noise = visual.grid_inputs(8, n=3, seed=5)
     noise = np.repeat(noise, 3, axis=0)
     alone = lambda z: visual.to_uint8(tiny_model.generate(stylegan.repeat_z(z, 3), noise))
-    mixes = lambda j: visual.to_uint8(tiny_model.mix(z1, z2[[j] * 3], 1, noise=noise))
+    mixes = lambda j: visual.to_uint8(tiny_model.mix(z1, z2[[j] * 3], 2, noise=noise))
     assert np.all(at(0, 0) == visual.GAP_GREY)
     for k in range(3):
         np.testing.assert_allclose(at(0, k + 1), 255 - alone(z2)[k], atol=1)  # inverted
@@ -38,8 +38,14 @@ def test_the_grid_is_the_same_for_the_same_seed_and_weights(tiny_model):
                                   visual.mixing_grid(tiny_model.g, *again, 1))
 
 
-def test_the_grid_crossover_splits_coarse_from_fine():
-    assert [visual.grid_crossover(n) for n in (1, 2, 3, 6)] == [1, 1, 1, 3]
+def test_the_grid_crossover_splits_coarse_from_fine_by_layer_size(tiny_model):
+    assert visual.style_sizes(tiny_model.g) == [7, 14, 28]
+    assert visual.grid_crossover(tiny_model.g, 7) == 1  # the tutorial's grid: 7x7 | 14, 28
+    assert visual.grid_crossover(tiny_model.g) == 2  # the default: 7, 14 | 28
+    assert visual.grid_crossover(tiny_model.g, 28) == 2  # one layer is left for the columns
+    assert visual.grid_crossover(tiny_model.g, 3) == 1  # and one for the rows
+    paper = stylegan.StyleGAN(latent_dim=8, w_dim=16, filters=8, convs_per_block=2)
+    assert visual.grid_crossover(paper.g, 14) == 4  # 7, 7, 14, 14 | 28, 28
 
 
 def test_the_gif_plays_the_grids_in_epoch_order(tmp_path):
