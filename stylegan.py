@@ -30,6 +30,69 @@ PACKAGE = "stylegan"  # registered name prefix, so a saved generator reloads aft
 
 
 # ---------------------------------------------------------------------------------------------
+# Equalised learning rate (ProGAN, Karras et al. 2018, section 4.1; the paper's every layer)
+# ---------------------------------------------------------------------------------------------
+HE_GAIN = math.sqrt(2.0)  # for layers followed by a leaky ReLU; 1 for the others
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EqualizedDense(layers.Dense):
+    """A Dense layer whose weights start as N(0, 1) and are scaled by gain / sqrt(fan_in) at
+    every call (He's initialisation moved from the start into the forward pass). Adam's step
+    does not depend on a weight's scale, so this makes every layer learn at the same relative
+    speed. (The paper's 0.01 for the mapping net is StyleGAN's mapping_lr_mult.)"""
+
+    def __init__(self, units, gain=HE_GAIN, **kwargs):
+        kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(stddev=1.0))
+        super().__init__(units, **kwargs)
+        self.gain = gain
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.scale = self.gain / math.sqrt(input_shape[-1])
+
+    def call(self, inputs):
+        return self.activation(ops.matmul(inputs, self.kernel * self.scale) + self.bias)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class EqualizedConv2D(layers.Conv2D):
+    """Conv2D with an equalised learning rate (see EqualizedDense); fan_in = k * k * channels."""
+
+    def __init__(self, filters, kernel_size, gain=HE_GAIN, **kwargs):
+        kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(stddev=1.0))
+        super().__init__(filters, kernel_size, **kwargs)
+        self.gain = gain
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.scale = self.gain / math.sqrt(math.prod(self.kernel_size) * input_shape[-1])
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, kernel * self.scale)
+
+    def get_config(self):
+        return {**super().get_config(), "gain": self.gain}
+
+
+def dense(units, equalized=False, gain=HE_GAIN, **kwargs):
+    """keras.layers.Dense, or EqualizedDense with equalized=True."""
+    if equalized:
+        return EqualizedDense(units, gain=gain, **kwargs)
+    return layers.Dense(units, **kwargs)
+
+
+def conv(filters, kernel_size, equalized=False, gain=HE_GAIN, **kwargs):
+    """keras.layers.Conv2D, or EqualizedConv2D with equalized=True."""
+    if equalized:
+        return EqualizedConv2D(filters, kernel_size, gain=gain, **kwargs)
+    return layers.Conv2D(filters, kernel_size, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
 # The three small plug-ins of the synthesis net (tutorial: AdaNorm, AdaMod, AddNoise)
 # ---------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -55,16 +118,24 @@ class AdaMod(layers.Layer):
     """The "A" of the paper: a Dense layer turns w into a per-channel scale y_s and bias y_b that
     modulate the feature map x: `(1 + y_s) * x + y_b` (the 1 makes a zero y the identity)."""
 
+    def __init__(self, equalized=False, **kwargs):
+        super().__init__(**kwargs)
+        self.equalized = equalized  # an equalised learning rate for the Dense layer
+
     def build(self, input_shape):
         x_shape, w_shape = input_shape
         self.channels = x_shape[-1]
-        self.y = layers.Dense(2 * self.channels, name="y")  # [y_s, y_b] for each channel
+        # [y_s, y_b] for each channel
+        self.y = dense(2 * self.channels, self.equalized, gain=1.0, name="y")
         self.y.build(w_shape)
 
     def call(self, inputs):
         x, w = inputs
         y = ops.reshape(self.y(w), [-1, 2, 1, 1, self.channels])
         return (1.0 + y[:, 0]) * x + y[:, 1]
+
+    def get_config(self):
+        return {**super().get_config(), "equalized": self.equalized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -97,12 +168,14 @@ class Map(layers.Layer):
     `StyleGAN.train_step`), which the truncation trick pulls towards at inference.
     """
 
-    def __init__(self, size=128, num_layers=3, activation="linear", **kwargs):
+    def __init__(self, size=128, num_layers=3, activation="linear", equalized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.size = size  # width of w
         self.num_layers = num_layers
         self.activation = activation  # "linear" (the tutorial's choice) or "leaky_relu"
-        self.f = [layers.Dense(size, activation=activation, name=f"dense_{i}")
+        self.equalized = equalized  # equalised learning rate
+        self.f = [dense(size, equalized, activation=activation, name=f"dense_{i}")
                   for i in range(num_layers)]
 
     def build(self, input_shape):
@@ -126,7 +199,7 @@ class Map(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "num_layers": self.num_layers,
-                "activation": self.activation}
+                "activation": self.activation, "equalized": self.equalized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -134,13 +207,14 @@ class Style(layers.Layer):
     """One synthesis block: AdaMod -> [UpSampling2D] -> Conv3x3 -> AdaNorm -> LeakyReLU ->
     AddNoise. Takes `(x, w, noise)` where w is this block's slot of w, [n, w_dim]."""
 
-    def __init__(self, filters, upsampling=True, **kwargs):
+    def __init__(self, filters, upsampling=True, equalized=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.upsampling = upsampling
-        self.ada_mod = AdaMod(name="ada_mod")
+        self.equalized = equalized  # equalised learning rate in AdaMod and the conv
+        self.ada_mod = AdaMod(equalized, name="ada_mod")
         self.up = layers.UpSampling2D(2, interpolation="bilinear") if upsampling else None
-        self.conv = layers.Conv2D(filters, 3, padding="same", name="conv")
+        self.conv = conv(filters, 3, equalized, padding="same", name="conv")
         self.ada_norm = AdaNorm(name="ada_norm")
         self.leaky_relu = layers.LeakyReLU(0.2)
         self.add_noise = AddNoise(name="add_noise")
@@ -164,7 +238,8 @@ class Style(layers.Layer):
         return self.add_noise((x, noise))
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "upsampling": self.upsampling}
+        return {**super().get_config(), "filters": self.filters, "upsampling": self.upsampling,
+                "equalized": self.equalized}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -208,7 +283,8 @@ LOSSES = ("nonsaturating", "wgan-gp")
 FOLDER_SIZES = (32, 64, 128, 256)  # image sizes for folders of images (the tutorial's faces: 64)
 
 
-def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1):
+def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
+                 styled_to_image=False):
     """Style layers and widths for an image size.
 
     28 (MNIST): the tutorial's 7 -> 14 -> 28, `filters` in every block, a 7x7x128 constant.
@@ -217,8 +293,10 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1):
     down to 4x4, at most `max_filters`.
     convs_per_block: style layers per resolution: 1 (the tutorial) or 2 (the paper: the second
     works at the same size, without upsampling, with its own w slot and noise).
-    Returns n_style, the width and whether it upsamples for every style layer, the constant's
-    channels.
+    styled_to_image: one more style layer, an AdaMod on the last feature map before to_image
+    with its own (last) slot of w, as StyleGAN2 modulates its toRGB layers.
+    Returns n_style (every slot of w), the width and whether it upsamples for every style block,
+    the constant's channels and styled_to_image.
     """
     if image_size == 28:
         widths, const_channels = [filters] * 3, 128
@@ -231,35 +309,40 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1):
                          f"{', '.join(map(str, FOLDER_SIZES))}")
     per_layer = [width for width in widths for _ in range(convs_per_block)]
     upsample = [i > 0 and c == 0 for i in range(len(widths)) for c in range(convs_per_block)]
-    return {"n_style": len(per_layer), "filters": per_layer, "upsample": upsample,
-            "const_channels": const_channels}
+    return {"n_style": len(per_layer) + int(styled_to_image), "filters": per_layer,
+            "upsample": upsample, "const_channels": const_channels,
+            "styled_to_image": styled_to_image}
 
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
                     mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE,
-                    upsample=None):
+                    upsample=None, styled_to_image=False, equalized=False):
     """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
 
     By default the first style block works at the constant's size without upsampling and each
     later one doubles the size: n_style = 3 gives 7 -> 14 -> 28 as in the tutorial. `upsample`
-    (one bool per style layer) says otherwise; `filters`: one width for every block, or a list
-    with one per block.
+    (one bool per style block) says otherwise; `filters`: one width for every block, or a list
+    with one per block. styled_to_image: the last of the n_style slots modulates to_image's
+    input (see `architecture`), the others feed the style blocks. equalized: every Dense and
+    Conv2D with an equalised learning rate.
     """
-    upsample = [i > 0 for i in range(n_style)] if upsample is None else list(upsample)
+    blocks = n_style - int(styled_to_image)
+    upsample = [i > 0 for i in range(blocks)] if upsample is None else list(upsample)
     up_blocks = sum(upsample)
     base = img_shape[0] // 2 ** up_blocks
-    if n_style < 1 or len(upsample) != n_style or base * 2 ** up_blocks != img_shape[0]:
+    if blocks < 1 or len(upsample) != blocks or base * 2 ** up_blocks != img_shape[0]:
         raise ValueError(f"n_style={n_style} does not fit a {img_shape[0]}px image: "
                          f"{img_shape[0]} must be a multiple of 2**(upsampling layers)")
     synthesis = _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape,
-                                 upsample)
+                                 upsample, styled_to_image, equalized)
     z = keras.Input((n_style, latent_dim), name="z")
     noise = keras.Input(img_shape[:2], name="noise")
-    w = Map(w_dim, mapping_layers, mapping_activation, name="map")(z)
+    w = Map(w_dim, mapping_layers, mapping_activation, equalized, name="map")(z)
     return keras.Model([z, noise], synthesis([w, noise]), name="generator")
 
 
-def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, upsample):
+def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, upsample,
+                     styled_to_image, equalized):
     """The synthesis net g: w [n, n_style, w_dim] and noise [n, H, W] -> image."""
     w = keras.Input((n_style, w_dim), name="w")
     noise_ = keras.Input(img_shape[:2], name="noise")
@@ -267,37 +350,44 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, u
     const = Const((base, base, const_channels), name="const")(w)
     x = AddNoise(name="const_noise")((const, noise))
     x = AdaNorm(name="const_norm")(x)
-    widths = filters if isinstance(filters, (list, tuple)) else [filters] * n_style
-    for i in range(n_style):  # 7^2, 14^2, 28^2 (two layers at each with convs_per_block=2)
+    blocks = len(upsample)
+    widths = filters if isinstance(filters, (list, tuple)) else [filters] * blocks
+    for i in range(blocks):  # 7^2, 14^2, 28^2 (two layers at each with convs_per_block=2)
         w_i = StyleSlot(i, name=f"w_{i}")(w)
-        x = Style(widths[i], upsampling=upsample[i], name=f"style_{i}")((x, w_i, noise))
+        x = Style(widths[i], upsample[i], equalized, name=f"style_{i}")((x, w_i, noise))
+    if styled_to_image:  # the finest style: scales and shifts the channels to_image combines
+        w_last = StyleSlot(blocks, name=f"w_{blocks}")(w)
+        x = AdaMod(equalized, name="to_image_mod")((x, w_last))
     # float32 output also under mixed precision (Keras' advice for a model's last layer)
-    o = layers.Conv2D(img_shape[-1], 5, padding="same", activation="tanh", dtype="float32",
-                      name="to_image")(x)
+    o = conv(img_shape[-1], 5, equalized, gain=1.0, padding="same", activation="tanh",
+             dtype="float32", name="to_image")(x)
     return keras.Model([w, noise_], o, name="synthesis")
 
 
-def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False):
+def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False,
+                        equalized=False):
     """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别).
 
     batchnorm=False drops its BatchNormalization layers (the paper's D has none, and R1 wants
     each sample's gradient alone); minibatch_std=True adds the paper's minibatch standard
-    deviation channel before the last layer, so D can see a batch that lacks variety.
+    deviation channel before the last layer, so D can see a batch that lacks variety;
+    equalized=True gives its Conv2D and Dense layers an equalised learning rate.
     """
     norm = (lambda: [layers.BatchNormalization()]) if batchnorm else (lambda: [])
     return keras.Sequential([
         keras.Input(img_shape),
-        layers.Conv2D(32, 5, strides=2, padding="same"),
+        conv(32, 5, equalized, strides=2, padding="same"),
         *norm(),
         layers.LeakyReLU(0.2),
         layers.Dropout(0.3),
-        layers.Conv2D(64, 5, strides=2, padding="same"),
+        conv(64, 5, equalized, strides=2, padding="same"),
         *norm(),
         layers.LeakyReLU(0.2),
         layers.Dropout(0.3),
         *([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
         layers.Flatten(),
-        layers.Dense(1, dtype="float32"),  # a logit: real > 0 > fake; float32 for the loss
+        # a logit: real > 0 > fake; float32 for the loss
+        dense(1, equalized, gain=1.0, dtype="float32"),
     ], name="discriminator")
 
 
@@ -329,18 +419,19 @@ class MinibatchStd(layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
-def build_deep_discriminator(img_shape, filters=64, max_filters=256, minibatch_std=False):
+def build_deep_discriminator(img_shape, filters=64, max_filters=256, minibatch_std=False,
+                             equalized=False):
     """For 32..256 px images: a strided Conv3x3 + LeakyReLU per halving down to 4x4, widths
     mirroring the generator's; no BatchNorm, so the WGAN-GP penalty sees each sample alone."""
     size = img_shape[0]
-    stack = [keras.Input(img_shape), layers.Conv2D(filters, 3, padding="same"),
+    stack = [keras.Input(img_shape), conv(filters, 3, equalized, padding="same"),
              layers.LeakyReLU(0.2)]
     while size > 4:
         size //= 2
-        stack += [layers.Conv2D(min(max_filters, filters * img_shape[0] // size), 3, strides=2,
-                                padding="same"), layers.LeakyReLU(0.2)]
+        stack += [conv(min(max_filters, filters * img_shape[0] // size), 3, equalized,
+                       strides=2, padding="same"), layers.LeakyReLU(0.2)]
     stack += [*([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
-              layers.Flatten(), layers.Dense(1, dtype="float32")]
+              layers.Flatten(), dense(1, equalized, gain=1.0, dtype="float32")]
     return keras.Sequential(stack, name="discriminator")
 
 
@@ -422,7 +513,8 @@ class StyleGAN(keras.Model):
                  mixing_prob=0.9, w_avg_beta=0.995, loss="nonsaturating", d_steps=1,
                  gp_weight=10.0, convs_per_block=1, d_batchnorm=True, minibatch_std=False,
                  r1_gamma=0.0, r1_every=16, ema_beta=0.0, mapping_lr_mult=1.0,
-                 g_step_d_training=False, seed=None, **kwargs):
+                 g_step_d_training=False, styled_to_image=False, equalized_lr=False,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss {loss!r} is not one of {', '.join(LOSSES)}")
@@ -449,8 +541,10 @@ class StyleGAN(keras.Model):
         # the G step runs D as D trains (BatchNorm on batch statistics, Dropout on); the
         # tutorial runs it in inference mode (False)
         self.g_step_d_training = g_step_d_training
+        self.styled_to_image = styled_to_image  # one more style slot, on to_image's input
+        self.equalized_lr = equalized_lr  # every Dense and Conv2D of G and D equalised
         self.seed = seed
-        arch = architecture(image_size, filters, max_filters, convs_per_block)
+        arch = architecture(image_size, filters, max_filters, convs_per_block, styled_to_image)
         self.n_style = arch["n_style"]  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
         self.img_shape = (image_size, image_size, channels)
         self.g = self._new_generator(arch)
@@ -459,9 +553,10 @@ class StyleGAN(keras.Model):
             self.g_ema.trainable = False
             for ema_var, var in zip(self.g_ema.weights, self.g.weights):
                 ema_var.assign(var)
-        self.d = (build_discriminator(self.img_shape, d_batchnorm, minibatch_std)
+        self.d = (build_discriminator(self.img_shape, d_batchnorm, minibatch_std, equalized_lr)
                   if image_size == 28 else
-                  build_deep_discriminator(self.img_shape, filters, max_filters, minibatch_std))
+                  build_deep_discriminator(self.img_shape, filters, max_filters, minibatch_std,
+                                           equalized_lr))
         self.mapping = self.g.get_layer("map")
         self.synthesis = self.g.get_layer("synthesis")
         # every call of the compiled step advances this state, so every step draws anew
@@ -473,7 +568,8 @@ class StyleGAN(keras.Model):
     def _new_generator(self, arch):
         return build_generator(self.latent_dim, self.n_style, self.w_dim, arch["filters"],
                                arch["const_channels"], self.mapping_layers,
-                               self.mapping_activation, self.img_shape, arch["upsample"])
+                               self.mapping_activation, self.img_shape, arch["upsample"],
+                               self.styled_to_image, self.equalized_lr)
 
     @property
     def sampling_generator(self):
@@ -660,5 +756,5 @@ class StyleGAN(keras.Model):
                  "mapping_layers", "mapping_activation", "mixing_prob", "w_avg_beta", "loss",
                  "d_steps", "gp_weight", "convs_per_block", "d_batchnorm", "minibatch_std",
                  "r1_gamma", "r1_every", "ema_beta", "mapping_lr_mult", "g_step_d_training",
-                 "seed")
+                 "styled_to_image", "equalized_lr", "seed")
         return {name: getattr(self, name) for name in names}

@@ -23,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
+from recipes import PRESETS, RECIPE_KEYS  # noqa: E402
 from stylegan import FOLDER_SIZES, LOSSES  # noqa: E402
 from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
                    TrainingGuard, UserError, latest_checkpoint, load_checkpoint,
@@ -47,38 +48,12 @@ DEFAULTS = dict(
     loss="nonsaturating",  # the tutorial's, or wgan-gp (lambda 10)
     d_steps=1,  # discriminator updates per generator update
 )
-# The recipes (issue 7, docs/results.md): the tutorial's exactly, and the measured best.
-PRESETS = {
-    "tutorial": dict(
-        mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
-        g_lr=0.001, d_lr=0.001,  # one Adam learning rate for D and G
-        beta_1=0.0, beta_2=0.999,  # Adam betas of both
-        convs_per_block=1,  # style layers per resolution: 7, 14, 28
-        d_batchnorm=True,  # the tutorial D's BatchNormalization
-        minibatch_std=False,  # the paper's minibatch-std channel in D
-        r1_gamma=0.0,  # R1 penalty weight (0 = off)
-        r1_every=16,  # lazy R1: every 16th D step
-        ema_beta=0.0,  # moving average of G's weights for pictures and export (0 = off)
-        mapping_lr_mult=1.0,  # mapping net's learning rate / G's
-        g_step_d_training=False,  # G's step runs D in inference mode (BatchNorm moving stats)
-        grid_coarse_size=7,  # the grid's rows give the style layers up to 7x7
-    ),
-}
-PRESETS["stylegan"] = {  # the tutorial's, with the levers that measured best
-    **PRESETS["tutorial"],
-    "mixing_prob": 0.5,  # half the samples from one z: less class collapse
-    "d_batchnorm": False,  # no train/inference gap in D for G's step to exploit
-    "minibatch_std": True,  # D sees a batch short of variety
-    "r1_gamma": 1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
-    "ema_beta": 0.999,  # pictures and export from G's moving average
-    "grid_coarse_size": 14,  # rows give 7x7 and 14x14: the class follows the rows more
-}
-RECIPE_KEYS = tuple(PRESETS["tutorial"])
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
 # settings that fix the network or the grid: a resumed run must keep them
 FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed", "image_size", "filters",
                    "max_filters", "preset", "convs_per_block", "d_batchnorm", "minibatch_std",
-                   "ema_beta", "mapping_lr_mult")
+                   "ema_beta", "mapping_lr_mult", "styled_to_image",
+                   "equalized_lr")
 
 
 def parse_args(argv=None):
@@ -97,6 +72,12 @@ def parse_args(argv=None):
     p.add_argument("--beta-2", type=float, help="Adam beta_2 of both")
     p.add_argument("--convs-per-block", type=int, choices=[1, 2],
                    help="style layers per resolution: 1 (tutorial) or 2 (paper)")
+    p.add_argument("--styled-to-image", action=argparse.BooleanOptionalAction,
+                   help="one more style slot, modulating the last feature map before to_image "
+                        "(StyleGAN2's toRGB; tutorial: off)")
+    p.add_argument("--equalized-lr", action=argparse.BooleanOptionalAction,
+                   help="equalised learning rate in every Dense and Conv2D (paper; tutorial: "
+                        "off)")
     p.add_argument("--d-batchnorm", action=argparse.BooleanOptionalAction,
                    help="BatchNormalization in the MNIST discriminator (tutorial: on)")
     p.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction,

@@ -17,6 +17,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from recipes import MODEL_KEYS
+
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -186,16 +188,13 @@ def stylegan_from_settings(settings):
     import stylegan  # here: stylegan.py stays free of this module
 
     image_size = settings.get("image_size") or 28
-    recipe = ("convs_per_block", "d_batchnorm", "minibatch_std", "r1_gamma", "r1_every",
-              "ema_beta", "mapping_lr_mult", "g_step_d_training")
     return stylegan.StyleGAN(
         latent_dim=settings["latent_dim"], image_size=image_size,
         channels=1 if image_size == 28 else 3, filters=settings.get("filters", 64),
         max_filters=settings.get("max_filters", 256),
         mapping_activation=settings["mapping_activation"],
-        mixing_prob=settings.get("mixing_prob", 0.9), loss=settings.get("loss", "nonsaturating"),
-        d_steps=settings.get("d_steps", 1), seed=settings.get("seed"),
-        **{key: settings[key] for key in recipe if key in settings})
+        loss=settings.get("loss", "nonsaturating"), d_steps=settings.get("d_steps", 1),
+        seed=settings.get("seed"), **{key: settings[key] for key in MODEL_KEYS if key in settings})
 
 
 def _first_line(error):

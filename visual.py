@@ -26,10 +26,12 @@ COARSE_SIZE = 14  # default: style layers at 14x14 or less are "coarse" (the tut
 
 
 def style_sizes(generator):
-    """The output height of every style layer, in order: 7, 14, 28 for the tutorial's net."""
+    """The output height of every style layer, in order: 7, 14, 28 for the tutorial's net
+    (and 28 for to_image's modulation where the generator has one)."""
     synthesis = generator.get_layer("synthesis")
-    n_style = generator.input[0].shape[1]
-    return [synthesis.get_layer(f"style_{i}").output.shape[1] for i in range(n_style)]
+    blocks = [layer for layer in synthesis.layers if layer.name.startswith("style_")]
+    sizes = [block.output.shape[1] for block in blocks]
+    return sizes + [sizes[-1]] * (generator.input[0].shape[1] - len(blocks))
 
 
 def grid_crossover(generator, coarse_size=COARSE_SIZE):

@@ -1,5 +1,6 @@
 """The paper's levers that train.py's presets switch: two convs per resolution, D without
-BatchNorm, minibatch std, lazy R1, G's moving average, the mapping net's learning rate."""
+BatchNorm, minibatch std, lazy R1, G's moving average, the mapping net's learning rate, a styled
+to_image, equalised learning rates."""
 import keras
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 import stylegan
 import utils
+import visual
 from conftest import TINY
 from test_training import images_dataset
 
@@ -22,6 +24,51 @@ def test_two_convs_per_block_give_six_style_layers_two_at_each_size():
     assert sizes == [7, 7, 14, 14, 28, 28]
     z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
     assert stylegan.generate(g, z, seed=0).shape == (2, 28, 28, 1)
+
+
+def test_a_styled_to_image_adds_a_last_slot_that_only_changes_the_image_through_to_image():
+    model = stylegan.StyleGAN(**TINY, styled_to_image=True, seed=0)
+    assert model.n_style == 4 and visual.style_sizes(model.g) == [7, 14, 28, 28]
+    assert visual.grid_crossover(model.g, 28) == 3  # rows: every style block | columns: to_image
+    rng = np.random.default_rng(0)
+    z, other = (rng.normal(size=(2, 8)).astype("float32") for _ in range(2))
+    noise = rng.normal(size=(2, 28, 28)).astype("float32")
+    ada_mod = model.synthesis.get_layer("to_image_mod")
+    ada_mod.y.kernel.assign(0.5 * np.ones_like(ada_mod.y.kernel))  # zeros at init: make it act
+    same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
+    last_slot_swapped = model.g.predict([stylegan.mix_z(z, other, 3, 4), noise], verbose=0)
+    assert not np.allclose(same, last_slot_swapped, atol=1e-4)
+    ada_mod.y.kernel.assign(np.zeros_like(ada_mod.y.kernel))  # now the last slot has no say
+    ada_mod.y.bias.assign(np.zeros_like(ada_mod.y.bias))
+    same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
+    last_slot_swapped = model.g.predict([stylegan.mix_z(z, other, 3, 4), noise], verbose=0)
+    assert np.allclose(same, last_slot_swapped, atol=1e-6)
+
+
+def test_equalized_layers_start_at_unit_scale_and_multiply_by_hes_constant_at_every_call():
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 3)).astype("float32")
+    equal = stylegan.EqualizedConv2D(5, 3, padding="same")
+    plain = keras.layers.Conv2D(5, 3, padding="same")
+    equal.build(x.shape), plain.build(x.shape)
+    assert 0.8 < np.std(equal.kernel) < 1.2  # N(0, 1): the scale lives in the forward pass
+    scale = np.sqrt(2.0 / (3 * 3 * 3))
+    plain.kernel.assign(np.asarray(equal.kernel) * scale)
+    assert np.allclose(equal(x), plain(x), atol=1e-5)
+    dense = stylegan.EqualizedDense(4, gain=1.0)
+    flat = x.reshape(4, -1)
+    out = dense(flat)  # builds it
+    expected = flat @ np.asarray(dense.kernel) / np.sqrt(flat.shape[1]) + np.asarray(dense.bias)
+    assert np.allclose(out, expected, atol=1e-4)
+
+
+def test_an_equalized_generator_saves_and_reloads_with_the_same_output(tmp_path):
+    model = stylegan.StyleGAN(**TINY, equalized_lr=True, seed=0)
+    assert isinstance(model.synthesis.get_layer("to_image"), stylegan.EqualizedConv2D)
+    z = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
+    noise = np.zeros((2, 28, 28), "float32")
+    model.g.save(tmp_path / "g.keras")
+    again = keras.saving.load_model(tmp_path / "g.keras")
+    assert np.allclose(stylegan.generate(model.g, z, noise), stylegan.generate(again, z, noise))
 
 
 def test_the_discriminator_options_drop_batchnorm_and_add_a_std_channel():
@@ -113,12 +160,12 @@ def test_the_mapping_net_gets_its_own_optimizer_at_the_multiple_of_gs_rate():
 
 @pytest.mark.parametrize("recipe", [
     dict(convs_per_block=2, d_batchnorm=False, minibatch_std=True, r1_gamma=1.0, r1_every=2,
-         ema_beta=0.99, mapping_lr_mult=0.1)])
+         ema_beta=0.99, mapping_lr_mult=0.1, styled_to_image=True, equalized_lr=True)])
 def test_every_lever_together_trains_compiled_with_finite_losses(recipe):
     keras.utils.set_random_seed(0)
     model = stylegan.StyleGAN(**TINY, **recipe, seed=0)
     model.compile()
     history = model.fit(images_dataset(128), epochs=1, verbose=0, shuffle=False)
     assert np.all(np.isfinite(history.history["d_loss"] + history.history["g_loss"]))
-    z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
+    z = np.random.default_rng(0).normal(size=(2, model.n_style, 8)).astype("float32")
     assert np.all(np.abs(model.generate(z, seed=0)) <= 1)

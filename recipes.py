@@ -1,0 +1,36 @@
+"""The training recipes: the tutorial's exactly (`--preset tutorial`) and the measured best
+(`--preset stylegan`, the default). docs/results.md has the measurements behind every choice.
+
+A recipe sets the StyleGAN arguments in MODEL_KEYS, the two Adam optimizers and where the
+style-mixing grid splits coarse from fine; train.py's flags change single parts of it.
+"""
+PRESETS = {
+    "tutorial": dict(
+        mixing_prob=0.9,  # share of training samples made from two z codes (style mixing)
+        g_lr=0.001, d_lr=0.001,  # one Adam learning rate for D and G
+        beta_1=0.0, beta_2=0.999,  # Adam betas of both
+        convs_per_block=1,  # style layers per resolution: 7, 14, 28
+        d_batchnorm=True,  # the tutorial D's BatchNormalization
+        minibatch_std=False,  # the paper's minibatch-std channel in D
+        r1_gamma=0.0,  # R1 penalty weight (0 = off)
+        r1_every=16,  # lazy R1: every 16th D step
+        ema_beta=0.0,  # moving average of G's weights for pictures and export (0 = off)
+        mapping_lr_mult=1.0,  # mapping net's learning rate / G's
+        g_step_d_training=False,  # G's step runs D in inference mode (BatchNorm moving stats)
+        styled_to_image=False,  # a last style slot that modulates to_image (StyleGAN2's toRGB)
+        equalized_lr=False,  # weights scaled by He's constant at run time (the paper's layers)
+        grid_coarse_size=7,  # the grid's rows give the style layers up to 7x7
+    ),
+}
+PRESETS["stylegan"] = {  # the tutorial's, with the levers that measured best
+    **PRESETS["tutorial"],
+    "mixing_prob": 0.5,  # half the samples from one z: less class collapse
+    "d_batchnorm": False,  # no train/inference gap in D for G's step to exploit
+    "minibatch_std": True,  # D sees a batch short of variety
+    "r1_gamma": 1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
+    "ema_beta": 0.999,  # pictures and export from G's moving average
+    "grid_coarse_size": 14,  # rows give 7x7 and 14x14: the class follows the rows more
+}
+RECIPE_KEYS = tuple(PRESETS["tutorial"])
+OPTIMIZER_KEYS = ("g_lr", "d_lr", "beta_1", "beta_2")
+MODEL_KEYS = tuple(k for k in RECIPE_KEYS if k not in OPTIMIZER_KEYS + ("grid_coarse_size",))
