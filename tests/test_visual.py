@@ -41,11 +41,12 @@ def test_the_grid_is_the_same_for_the_same_seed_and_weights(tiny_model):
 def test_the_grid_crossover_splits_coarse_from_fine_by_layer_size(tiny_model):
     assert visual.style_sizes(tiny_model.g) == [7, 14, 28]
     assert visual.grid_crossover(tiny_model.g, 7) == 1  # the tutorial's grid: 7x7 | 14, 28
-    assert visual.grid_crossover(tiny_model.g) == 2  # the default: 7, 14 | 28
-    assert visual.grid_crossover(tiny_model.g, 28) == 2  # one layer is left for the columns
+    assert visual.grid_crossover(tiny_model.g, 14) == 2  # 7, 14 | 28
+    assert visual.grid_crossover(tiny_model.g) == 2  # the default (28): one layer left
     assert visual.grid_crossover(tiny_model.g, 3) == 1  # and one for the rows
     paper = stylegan.StyleGAN(latent_dim=8, w_dim=16, filters=8, convs_per_block=2)
     assert visual.grid_crossover(paper.g, 14) == 4  # 7, 7, 14, 14 | 28, 28
+    assert visual.grid_crossover(paper.g) == 5  # 7, 7, 14, 14, 28 | 28
 
 
 def test_the_gif_plays_the_grids_in_epoch_order(tmp_path):
