@@ -9,7 +9,11 @@ The layout follows the tutorial, which draws the block as in StyleGAN2's figure 
     const 7x7x128 -> AddNoise -> AdaNorm -> Style(64, no upsampling)  7x7   <- w[:, 0], noise
                                          -> Style(64)                14x14 <- w[:, 1], noise
                                          -> Style(64)                28x28 <- w[:, 2], noise
+                                         [-> AdaMod               28x28 <- w[:, 3]]
                                          -> Conv 5x5 -> tanh  =  image 28x28x1
+
+    (The bracketed AdaMod, a style on to_image as StyleGAN2 styles its toRGB layers, is in the
+    default recipe, `styled_to_image=True`, not in the tutorial's.)
 
     Style block: AdaMod(x, w) -> [UpSampling2D] -> Conv3x3 -> AdaNorm -> LeakyReLU -> AddNoise
 
@@ -503,9 +507,10 @@ class StyleGAN(keras.Model):
     Train with `compile(...)` then `fit(dataset_of_images)`; the step runs compiled
     (`tf.function`, or XLA with `compile(jit_compile=True)`). The defaults here are the
     tutorial's recipe; the paper's levers are arguments (measured in docs/results.md, and
-    train.py's default preset turns the best of them on): convs_per_block=2,
+    recipes.py's default preset turns the best of them on): convs_per_block=2,
     d_batchnorm=False, minibatch_std, r1_gamma (lazy, every r1_every D steps), ema_beta (a
-    moving average of G's weights for sampling and export) and mapping_lr_mult.
+    moving average of G's weights for sampling and export), mapping_lr_mult, styled_to_image
+    (a fourth style slot on to_image's input) and equalized_lr.
     """
 
     def __init__(self, latent_dim=100, image_size=28, channels=1, w_dim=128, filters=64,

@@ -42,3 +42,4 @@ run M2-mix0.2 3 3 $O --mixing-prob 0.2
 run L1-dlr2e-3 3 3 $O --d-lr 0.002
 run N1-default 10 3  # today's default: J1 + mixing 0.2 + styled to_image, grid 28
 run N2-mix0.1 3 3 --mixing-prob 0.1
+run P1-mapping0.01 3 3 --mapping-lr-mult 0.01  # the paper's multiplier, on today's default
