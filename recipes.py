@@ -29,6 +29,7 @@ PRESETS["stylegan"] = {  # the tutorial's, with the levers that measured best
     "minibatch_std": True,  # D sees a batch short of variety
     "r1_gamma": 1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
     "ema_beta": 0.999,  # pictures and export from G's moving average
+    "mapping_lr_mult": 0.01,  # the paper's: the mapping net learns 100x slower than G
     "styled_to_image": True,  # a 4th style slot, on to_image: the finest style of all
     "grid_coarse_size": 28,  # rows give every style block, columns to_image's style
 }

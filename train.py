@@ -182,8 +182,10 @@ def check_settings(settings, limit):
     if settings["r1_gamma"] < 0:
         raise UserError(f"--r1-gamma must be at least 0, got {settings['r1_gamma']}")
     if settings["mapping_lr_mult"] != 1.0 and settings["precision"] == "mixed_float16":
-        raise UserError("--mapping-lr-mult needs --precision float32 or mixed_bfloat16 "
-                        "(mixed_float16 scales the loss for one G optimizer only)")
+        raise UserError(f"--mapping-lr-mult {settings['mapping_lr_mult']} (the default "
+                        f"recipe's is 0.01) needs --precision float32 or mixed_bfloat16: "
+                        f"mixed_float16 scales the loss for one G optimizer only; add "
+                        f"--mapping-lr-mult 1 to train in mixed_float16")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
 

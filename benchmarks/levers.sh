@@ -29,17 +29,18 @@ run H-noBN-mix0.5-2conv 1 1 $T --no-d-batchnorm --ema-beta 0.999 --mixing-prob 0
     --convs-per-block 2
 # The first default (session 2): G's recipe + minibatch std + the 7x7, 14x14 | 28 grid, then + R1.
 # O turns today's default back into it.
-O="--mixing-prob 0.5 --no-styled-to-image --grid-coarse-size 14"
+O="--mixing-prob 0.5 --no-styled-to-image --grid-coarse-size 14 --mapping-lr-mult 1"
 run default 10 3 $O --r1-gamma 0
 run J1-default-r1 4 4 $O  # then resumed to epoch 10 (--epochs 10 --resume)
 run J3-default-mix0.2 2 2 $O --r1-gamma 0 --mixing-prob 0.2
-# Session 3, each against J1 (run two at a time, one thread each, evaluated at epoch 3)
+# Session 3 (its runs went to runs/i8), each against J1, evaluated at epoch 3
 run K1-r1g10 3 3 $O --r1-gamma 10
 run K2-beta2-0.99 3 3 $O --beta-2 0.99
 run T1-styled-to-image 3 3 $O --styled-to-image --grid-coarse-size 28
 run E1-equalized 3 3 $O --equalized-lr
 run M2-mix0.2 3 3 $O --mixing-prob 0.2
 run L1-dlr2e-3 3 3 $O --d-lr 0.002
-run N1-default 10 3  # today's default: J1 + mixing 0.2 + styled to_image, grid 28
-run N2-mix0.1 3 3 --mixing-prob 0.1
-run P1-mapping0.01 3 3 --mapping-lr-mult 0.01  # the paper's multiplier, on today's default
+run N1-mix0.2-styled 10 3 --mapping-lr-mult 1  # J1 + mixing 0.2 + styled to_image, grid 28
+run N2-mix0.1 3 3 --mapping-lr-mult 1 --mixing-prob 0.1
+run P1-default 3 3  # today's default: N1 + the paper's mapping multiplier 0.01
+# then resumed to epoch 10: python train.py --data "$data" --epochs 10 --resume --out "$out/P1-default"

@@ -23,7 +23,8 @@ from conftest import train_in_subprocess as train
     (["--r1-gamma", -1], "--r1-gamma must be at least 0"),
     (["--r1-every", 0], "--r1-every must be at least 1"),
     (["--mapping-lr-mult", 0.1, "--precision", "mixed_float16"],
-     "--mapping-lr-mult needs --precision float32 or mixed_bfloat16"),
+     "needs --precision float32 or mixed_bfloat16"),
+    (["--precision", "mixed_float16"], "add --mapping-lr-mult 1 to train in mixed_float16"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setenv("MNIST_PATH", str(SAMPLE))
