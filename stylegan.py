@@ -300,7 +300,7 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
     styled_to_image: one more style layer, an AdaMod on the last feature map before to_image
     with its own (last) slot of w, as StyleGAN2 modulates its toRGB layers.
     Returns n_style (every slot of w), the width and whether it upsamples for every style block,
-    the constant's channels and styled_to_image.
+    the constant's channels.
     """
     if image_size == 28:
         widths, const_channels = [filters] * 3, 128
@@ -314,8 +314,7 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
     per_layer = [width for width in widths for _ in range(convs_per_block)]
     upsample = [i > 0 and c == 0 for i in range(len(widths)) for c in range(convs_per_block)]
     return {"n_style": len(per_layer) + int(styled_to_image), "filters": per_layer,
-            "upsample": upsample, "const_channels": const_channels,
-            "styled_to_image": styled_to_image}
+            "upsample": upsample, "const_channels": const_channels}
 
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
