@@ -130,7 +130,8 @@ class AdaMod(layers.Layer):
         x_shape, w_shape = input_shape
         self.channels = x_shape[-1]
         # [y_s, y_b] for each channel
-        self.y = dense(2 * self.channels, self.equalized, gain=1.0, name="y")
+        self.y = dense(2 * self.channels, self.equalized, gain=1.0, dtype=self.dtype_policy,
+                       name="y")
         self.y.build(w_shape)
 
     def call(self, inputs):
