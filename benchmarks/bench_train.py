@@ -57,10 +57,11 @@ def run_worker(way, precision, preset, args):
     import tensorflow as tf
 
     import mnist_ds
+    import recipes
     import train
 
     keras.utils.set_random_seed(0)
-    settings = {**train.DEFAULTS, **train.PRESETS[preset], "latent_dim": args.latent_dim,
+    settings = {**train.DEFAULTS, **recipes.PRESETS[preset], "latent_dim": args.latent_dim,
                 "image_size": args.image_size,
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision}
     model = train.build_model(settings, jit=False)  # the recipe's model and optimizers
