@@ -36,3 +36,6 @@ PRESETS["stylegan"] = {  # the tutorial's, with the levers that measured best
 RECIPE_KEYS = tuple(PRESETS["tutorial"])
 OPTIMIZER_KEYS = ("g_lr", "d_lr", "beta_1", "beta_2")
 MODEL_KEYS = tuple(k for k in RECIPE_KEYS if k not in OPTIMIZER_KEYS + ("grid_coarse_size",))
+# recipe keys that change the model's weights or optimizer slots: a resumed run keeps them
+STRUCTURAL_KEYS = ("convs_per_block", "d_batchnorm", "minibatch_std", "ema_beta",
+                   "mapping_lr_mult", "styled_to_image", "equalized_lr")

@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
-from recipes import PRESETS, RECIPE_KEYS  # noqa: E402
+from recipes import PRESETS, RECIPE_KEYS, STRUCTURAL_KEYS  # noqa: E402
 from stylegan import FOLDER_SIZES, LOSSES  # noqa: E402
 from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
                    TrainingGuard, UserError, latest_checkpoint, load_checkpoint,
@@ -51,9 +51,7 @@ DEFAULTS = dict(
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
 # settings that fix the network or the grid: a resumed run must keep them
 FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed", "image_size", "filters",
-                   "max_filters", "preset", "convs_per_block", "d_batchnorm", "minibatch_std",
-                   "ema_beta", "mapping_lr_mult", "styled_to_image",
-                   "equalized_lr")
+                   "max_filters", "preset", *STRUCTURAL_KEYS)
 
 
 def parse_args(argv=None):

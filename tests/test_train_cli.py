@@ -3,6 +3,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 from conftest import train_in_subprocess as train
 
@@ -74,3 +76,17 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
     # a checkpoint from before presets: the tutorial's recipe, whatever the default is now
     old = resolve(saved={"latent_dim": 100, "lr": 0.001, "seed": 0})
     assert old["preset"] == "tutorial" and old["ema_beta"] == 0.0
+
+
+def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
+    import train as train_cli
+    from utils import UserError
+
+    saved = train_cli.resolve_settings(train_cli.parse_args(["--precision", "float32"]))
+    resume = lambda *flags: train_cli.resolve_settings(
+        train_cli.parse_args([*flags, "--precision", "float32", "--resume"]), saved)
+    with pytest.raises(UserError, match="trained with --styled-to-image True"):
+        resume("--no-styled-to-image")
+    with pytest.raises(UserError, match="trained with --mapping-lr-mult 0.01"):
+        resume("--mapping-lr-mult", "1")
+    assert resume("--mixing-prob", "0.5", "--lr", "0.0005")["mixing_prob"] == 0.5
