@@ -22,6 +22,7 @@ from conftest import train_in_subprocess as train
     (["--ema-beta", -0.1], "--ema-beta must be in [0, 1)"),
     (["--r1-gamma", -1], "--r1-gamma must be at least 0"),
     (["--r1-every", 0], "--r1-every must be at least 1"),
+    (["--lr-halved-from", -1], "--lr-halved-from must be an epoch"),
     (["--mapping-lr-mult", 0.1, "--precision", "mixed_float16"],
      "needs --precision float32 or mixed_bfloat16"),
     (["--precision", "mixed_float16"], "add --mapping-lr-mult 1 to train in mixed_float16"),

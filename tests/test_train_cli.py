@@ -91,3 +91,22 @@ def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
         resume("--mapping-lr-mult", "1")
     changed = resume("--mixing-prob", "0.5", "--lr", "0.0005")
     assert changed["mixing_prob"] == 0.5 and changed["g_lr"] == changed["d_lr"] == 0.0005
+
+
+def test_the_learning_rates_halve_from_the_given_epoch_on():
+    import train as train_cli
+
+    settings = train_cli.resolve_settings(train_cli.parse_args(
+        ["--precision", "float32", "--lr", "0.002", "--lr-halved-from", "3"]))
+    model = train_cli.build_model(settings, jit=False)
+    drop = train_cli.LearningRateDrop(settings)
+    drop.set_model(model)
+    rates = lambda: [float(o.learning_rate) for o in
+                     (model.d_optimizer, model.g_optimizer, model.m_optimizer)]
+    drop.on_epoch_begin(1)  # the second epoch: full rates
+    assert rates() == pytest.approx([0.002, 0.002, 0.002 * settings["mapping_lr_mult"]])
+    drop.on_epoch_begin(2)  # the third: halved, the mapping net's too
+    assert rates() == pytest.approx([0.001, 0.001, 0.001 * settings["mapping_lr_mult"]])
+    settings["lr_halved_from"] = 0  # never
+    drop.on_epoch_begin(9)
+    assert rates()[0] == pytest.approx(0.002)
