@@ -320,7 +320,7 @@ def set_learning_rates(model, settings, factor=1.0):
 
 class LearningRateDrop(keras.callbacks.Callback):
     """Halves every learning rate from epoch `lr_halved_from` on (counted from 1; 0: never).
-    The default recipe's FID drifts up after epoch 6 at the full rate and keeps falling at half
+    The default recipe's FID drifts up after epoch 6 at the full rate and falls again at half
     of it (docs/results.md, "Why beta_2")."""
 
     def __init__(self, settings):
