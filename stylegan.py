@@ -604,6 +604,14 @@ class StyleGAN(keras.Model):
         # built now, not lazily inside the compiled step (which MirroredStrategy cannot do)
         self.build_optimizers()
 
+    def set_learning_rates(self, d_lr, g_lr):
+        """New rates for D's and G's optimizers; the mapping net's follows G's times
+        mapping_lr_mult, as compile() set it."""
+        self.d_optimizer.learning_rate = d_lr
+        self.g_optimizer.learning_rate = g_lr
+        if self.m_optimizer is not None:
+            self.m_optimizer.learning_rate = g_lr * self.mapping_lr_mult
+
     @property
     def metrics(self):
         # listed here, Keras resets them each epoch: the bar shows epoch means, not the last batch

@@ -1,6 +1,6 @@
 """Train the tutorial's StyleGAN on MNIST and save a style-mixing grid every epoch.
 
-    python train.py                       # 8 epochs, batch 64, latent 100, the measured best recipe
+    python train.py                       # 10 epochs, batch 64, latent 100, the measured best recipe
     python train.py --preset tutorial     # the tutorial's recipe exactly (its figures)
     python train.py --data PATH/mnist.npz # the full MNIST offline
     python train.py --resume              # continue the run in --out from its last checkpoint
@@ -247,7 +247,7 @@ def train(args):
     keras.utils.set_random_seed(settings["seed"])
     with strategy.scope():  # variables of the model and optimizers live on every replica
         model = build_model(settings, args.jit)
-        initial_epoch = restore(model, meta_path, settings) if meta_path else 0
+        initial_epoch = restore(model, meta_path) if meta_path else 0
     if initial_epoch >= settings["epochs"]:
         print(f"Already trained {initial_epoch} epochs (--epochs {settings['epochs']}): "
               f"nothing to train; raise --epochs to train more.")
@@ -300,26 +300,17 @@ def fit(model, dataset, out, settings, initial_epoch):
             f"--resume")
 
 
-def restore(model, meta_path, settings):
-    """Load the checkpoint into the model, keeping the learning rates of this run (the
-    optimizers' saved state holds the old ones); returns the number of epochs it completed."""
+def restore(model, meta_path):
+    """Load the checkpoint into the model; returns the number of epochs it completed. (Its
+    optimizers hold the old learning rates: LearningRateDrop sets this run's at each epoch.)"""
     epoch = load_checkpoint(model, meta_path)["epoch"]
-    set_learning_rates(model, settings)
     print(f"Resuming from {meta_path.name}: {epoch} epochs done.")
     return epoch
 
 
-def set_learning_rates(model, settings, factor=1.0):
-    """The run's learning rates times factor: D's, G's and the mapping net's."""
-    model.d_optimizer.learning_rate = settings["d_lr"] * factor
-    model.g_optimizer.learning_rate = settings["g_lr"] * factor
-    if model.m_optimizer is not None:
-        model.m_optimizer.learning_rate = (settings["g_lr"] * settings["mapping_lr_mult"]
-                                           * factor)
-
-
 class LearningRateDrop(keras.callbacks.Callback):
-    """Halves every learning rate from epoch `lr_halved_from` on (counted from 1; 0: never).
+    """Sets this run's learning rates at the start of every epoch (so a resumed run gets them,
+    not the checkpoint's), halved from epoch `lr_halved_from` on (counted from 1; 0: never).
     The default recipe's FID drifts up after epoch 6 at the full rate and falls again at half
     of it (docs/results.md, "Why beta_2")."""
 
@@ -329,7 +320,9 @@ class LearningRateDrop(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         start = self.settings["lr_halved_from"]
-        set_learning_rates(self.model, self.settings, 0.5 if start and epoch + 1 >= start else 1.0)
+        factor = 0.5 if start and epoch + 1 >= start else 1.0
+        self.model.set_learning_rates(self.settings["d_lr"] * factor,
+                                      self.settings["g_lr"] * factor)
 
 
 def save_interrupted(model, out, guard, grids, settings):
