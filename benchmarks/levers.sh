@@ -41,18 +41,25 @@ run T1-styled-to-image 3 3 $O --styled-to-image --grid-coarse-size 28
 run E1-equalized 3 3 $O --equalized-lr
 run M2-mix0.2 3 3 $O --mixing-prob 0.2
 run L1-dlr2e-3 3 3 $O --d-lr 0.002
-run N1-mix0.2-styled 10 3 --mapping-lr-mult 1 --beta-2 0.999 --lr-halved-from 0  # J1 + mixing 0.2 + styled to_image, grid 28
+run N1-mix0.2-styled 10 3 --mixing-prob 0.2 --mapping-lr-mult 1 --beta-2 0.999 --lr-halved-from 0  # J1 + mixing 0.2 + styled to_image, grid 28
 run N2-mix0.1 3 3 --mapping-lr-mult 1 --beta-2 0.999 --lr-halved-from 0 --mixing-prob 0.1
-run P1-default 3 3 --beta-2 0.999 --lr-halved-from 0  # session 3's default: N1 + the paper's mapping multiplier 0.01
+run P1-default 3 3 --mixing-prob 0.2 --beta-2 0.999 --lr-halved-from 0  # session 3's default: N1 + the paper's mapping multiplier 0.01
 # then resumed to epoch 10: python train.py --data "$data" --epochs 10 --resume --out "$out/P1-default"
 # Session 4 (its runs went to runs/i9), each against P1 over ten epochs, every checkpoint evaluated
-# (C1 was stopped after epoch 4 for time, so it is run to 3 here); B1, then R1, is today's default.
-run A1-r1every1 10 3 --beta-2 0.999 --lr-halved-from 0 --r1-every 1
+# (C1 was stopped after epoch 4 for time, so it is run to 3 here); B1, then R1, was session 4's default.
+run A1-r1every1 10 3 --mixing-prob 0.2 --beta-2 0.999 --lr-halved-from 0 --r1-every 1
 run C1-r1every1-mix0.3 3 3 --beta-2 0.999 --lr-halved-from 0 --r1-every 1 --mixing-prob 0.3
-run B1-beta2-0.99 10 3 --lr-halved-from 0  # today's default to epoch 6: P1 + Adam beta_2 0.99
+run B1-beta2-0.99 10 3 --mixing-prob 0.2 --lr-halved-from 0  # session 4: P1 + Adam beta_2 0.99
 # B1 from its epoch-6 checkpoint with G's and D's learning rates halved (does the drift stop?)
 mkdir -p "$out/R1-B1-lr5e-4-from6/checkpoints"
 cp "$out"/B1-beta2-0.99/checkpoints/ckpt-000[1-6].* "$out/R1-B1-lr5e-4-from6/checkpoints/"
 head -7 "$out/B1-beta2-0.99/history.csv" > "$out/R1-B1-lr5e-4-from6/history.csv"
 python train.py --data "$data" --epochs 10 --keep 20 --resume --lr 0.0005 \
     --out "$out/R1-B1-lr5e-4-from6"
+# Session 5 (runs/i10), ten epochs from scratch, every checkpoint evaluated: X2 is session 4's
+# default with the rates halved from epoch 5; X1 is today's default (X2 + mixing 0.5), then two
+# more seeds of it to epoch 3.
+run X2-from5 10 3 --mixing-prob 0.2 --lr-halved-from 5
+run X1-mix0.5-from5 10 3
+run X1-seed1 3 3 --seed 1
+run X1-seed2 3 3 --seed 2

@@ -1,0 +1,58 @@
+"""FID of a checkpoint's mixed images, one crossover at a time: which mixes are the poor ones?
+
+    python benchmarks/fid_by_crossover.py runs/x/checkpoints/ckpt-0010.json --data mnist.npz
+
+evaluate.py's "FID 2 latents" draws the crossover k uniformly in [1, n_style); this splits it:
+for each k, --samples mixes with z1 on the style slots < k and z2 on the rest, their FID against
+the MNIST test set and their class shares, beside the single-latent FID. Same classifier and
+feature space as evaluate.py (docs/results.md, "How it is measured").
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+import evaluate  # noqa: E402
+import stylegan  # noqa: E402
+from mnist_ds import load_mnist  # noqa: E402
+from utils import load_generator  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="a training checkpoint's .json")
+    p.add_argument("--data", required=True, help="the full mnist.npz")
+    p.add_argument("--samples", type=int, default=10000, help="images per row of the table")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classifier", default=str(evaluate.DEFAULT_CLASSIFIER))
+    return p.parse_args(argv)
+
+
+def class_range(probabilities):
+    shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
+    return f"{100 * shares.min():.1f}-{100 * shares.max():.1f}%"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    mnist = load_mnist(args.data)
+    classifier, _ = evaluate.get_classifier(args.classifier, mnist)
+    ev = evaluate.Evaluator(load_generator(args.checkpoint), classifier, args.seed)
+    test_features = ev.embed(evaluate.to_unit_range(mnist[1][0]))[0]
+    features, probabilities = ev.embed(ev.single_latent(args.samples))
+    single = evaluate.fid(features, test_features)
+    print("| images | FID | / 1 latent | class shares min-max |\n|---|---|---|---|")
+    print(f"| 1 latent | {single:.1f} | 1.00 | {class_range(probabilities)} |")
+    for k in range(1, ev.n_style):
+        z = stylegan.mix_z(ev.draw_z(args.samples), ev.draw_z(args.samples), k, ev.n_style)
+        features, probabilities = ev.embed(ev.images(z))
+        mixed = evaluate.fid(features, test_features)
+        print(f"| mixed at k={k} | {mixed:.1f} | {mixed / single:.2f} | "
+              f"{class_range(probabilities)} |")
+
+
+if __name__ == "__main__":
+    main()
