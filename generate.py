@@ -22,6 +22,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
 import sys  # noqa: E402
+import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -124,7 +125,8 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
                 ax.set_title(col_labels[c], fontsize=8)
             if c == 0 and r < len(row_labels):
                 ax.set_ylabel(row_labels[r], fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    width_inches = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(title, int(12 * width_inches)), fontsize=10)  # ~12 chars an inch
     fig.supxlabel(xlabel, fontsize=9)
     fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout()
