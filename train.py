@@ -311,8 +311,8 @@ def restore(model, meta_path):
 class LearningRateDrop(keras.callbacks.Callback):
     """Sets this run's learning rates at the start of every epoch (so a resumed run gets them,
     not the checkpoint's), halved from epoch `lr_halved_from` on (counted from 1; 0: never).
-    The default recipe's FID drifts up after epoch 6 at the full rate and falls again at half
-    of it (docs/results.md, "Why beta_2")."""
+    At the full rate the default recipe's FID drifts up after epoch 6; halved from epoch 5 it
+    falls at every epoch (docs/results.md, "Why the rates halve from epoch 5")."""
 
     def __init__(self, settings):
         super().__init__()
