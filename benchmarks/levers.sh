@@ -58,7 +58,7 @@ python train.py --data "$data" --epochs 10 --keep 20 --resume --lr 0.0005 \
     --out "$out/R1-B1-lr5e-4-from6"
 # Session 5 (runs/i10), ten epochs from scratch, every checkpoint evaluated: X2 is session 4's
 # default with the rates halved from epoch 5; X1 is today's default (X2 + mixing 0.5), then two
-# more seeds of it to epoch 3, resumed to epoch 5.
+# more seeds of it to epoch 3, resumed to epoch 10.
 run X2-from5 10 3 --mixing-prob 0.2 --lr-halved-from 5
 run X1-mix0.5-from5 10 3
 for name in X2-from5 X1-mix0.5-from5; do
@@ -70,8 +70,9 @@ for name in X2-from5 X1-mix0.5-from5; do
 done
 for seed in 1 2; do
     run "X1-seed$seed" 3 3 --seed "$seed"
-    python train.py --data "$data" --epochs 5 --keep 20 --resume --out "$out/X1-seed$seed"
-    for at in 4 5; do
-        python evaluate.py --checkpoint "$out/X1-seed$seed/checkpoints/ckpt-000$at.json" --data "$data"
+    python train.py --data "$data" --epochs 10 --keep 20 --resume --out "$out/X1-seed$seed"
+    for at in 4 5 6 7 8 9 10; do
+        python evaluate.py --checkpoint "$(printf "%s/X1-seed%s/checkpoints/ckpt-%04d.json" "$out" "$seed" "$at")" \
+            --data "$data"
     done
 done
