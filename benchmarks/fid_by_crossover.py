@@ -13,8 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-
 import evaluate  # noqa: E402
 import stylegan  # noqa: E402
 from mnist_ds import load_mnist  # noqa: E402
@@ -32,7 +30,7 @@ def parse_args(argv=None):
 
 
 def class_range(probabilities):
-    shares = np.bincount(probabilities.argmax(1), minlength=10) / len(probabilities)
+    shares = evaluate.class_coverage(probabilities)[0]
     return f"{100 * shares.min():.1f}-{100 * shares.max():.1f}%"
 
 

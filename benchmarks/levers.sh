@@ -6,6 +6,15 @@ set -euo pipefail
 data=${1:?give the path of the full mnist.npz}
 out=${2:-runs/i7}
 
+evaluate_epochs() {  # NAME EPOCH...: evaluate.py on each of those checkpoints
+    local name=$1 at
+    shift
+    for at in "$@"; do
+        python evaluate.py --checkpoint "$(printf "%s/%s/checkpoints/ckpt-%04d.json" "$out" "$name" "$at")" \
+            --data "$data"
+    done
+}
+
 run() {  # NAME EPOCHS EVAL_EPOCH FLAGS...
     local name=$1 epochs=$2 at=$3
     shift 3
@@ -62,17 +71,11 @@ python train.py --data "$data" --epochs 10 --keep 20 --resume --lr 0.0005 \
 run X2-from5 10 3 --mixing-prob 0.2 --lr-halved-from 5
 run X1-mix0.5-from5 10 3
 for name in X2-from5 X1-mix0.5-from5; do
-    for at in 4 5 6 7 8 9 10; do
-        python evaluate.py --checkpoint "$(printf "%s/%s/checkpoints/ckpt-%04d.json" "$out" "$name" "$at")" \
-            --data "$data"
-    done
+    evaluate_epochs "$name" 4 5 6 7 8 9 10
     python benchmarks/fid_by_crossover.py "$out/$name/checkpoints/ckpt-0010.json" --data "$data"
 done
 for seed in 1 2; do
     run "X1-seed$seed" 3 3 --seed "$seed"
     python train.py --data "$data" --epochs 10 --keep 20 --resume --out "$out/X1-seed$seed"
-    for at in 4 5 6 7 8 9 10; do
-        python evaluate.py --checkpoint "$(printf "%s/X1-seed%s/checkpoints/ckpt-%04d.json" "$out" "$seed" "$at")" \
-            --data "$data"
-    done
+    evaluate_epochs "X1-seed$seed" 4 5 6 7 8 9 10
 done
