@@ -2,33 +2,30 @@
 
 The tutorial ends by training the same StyleGAN on 64x64 colour faces. This reads a folder tree
 of JPEG and PNG files with tf.data: decoded as RGB, centre-cropped to a square, resized to
---image-size, scaled to [-1, 1]. Files that cannot be decoded are skipped and counted.
+--image-size, scaled to [-1, 1]. Every file is first decoded once with the decoder that trains on
+it, so a file it cannot read is skipped and counted before training, never met mid-epoch.
 """
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-from mnist_ds import DataError
+from mnist_ds import DataError, epoch_order
+from utils import to_unit_range
 
 EXTENSIONS = {".jpg", ".jpeg", ".png"}
 
 
-def find_images(root, image_size=64):
-    """The readable image files under root (recursively, sorted) and the unreadable ones.
+def find_images(root):
+    """The image files under root that TensorFlow decodes (recursively, sorted), and the rest."""
+    import tensorflow as tf
 
-    Each file is decoded once with Pillow (JPEGs at reduced scale, which is quick), so that the
-    training pipeline only meets files it can decode and knows its number of steps."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"--dataset {root} is not a folder: give a folder of .jpg/.png images")
     readable, unreadable = [], []
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS):
         try:
-            with Image.open(path) as image:
-                image.draft("RGB", (image_size, image_size))  # JPEG: decode at reduced scale
-                image.load()
+            decode(tf.io.read_file(str(path)))
             readable.append(str(path))
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        except (tf.errors.OpError, OSError):
             unreadable.append(path)
     if not readable:
         raise DataError(f"--dataset {root} holds no readable .jpg or .png image"
@@ -36,37 +33,45 @@ def find_images(root, image_size=64):
     return readable, unreadable
 
 
-def load_folder(root, image_size=64, verbose=True):
+def decode(data):
+    """The training pipeline's decoder: any JPEG, PNG (or GIF, BMP) as uint8 RGB [h, w, 3]."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def load_folder(root, verbose=True):
     """The image paths to train on, after saying how many were skipped."""
-    paths, unreadable = find_images(root, image_size)
+    paths, unreadable = find_images(root)
     if unreadable and verbose:
         print(f"Skipped {len(unreadable)} unreadable image file(s) in {root}, e.g. "
               f"{unreadable[0]}")
     return paths
 
 
-def make_folder_dataset(paths, image_size, batch_size, seed=None):
-    """decode -> centre crop -> resize -> [-1, 1], cached as uint8, shuffled, batched."""
+def load_image(path, image_size):
+    """One file -> centre crop -> resize -> float32 [image_size, image_size, 3] in [-1, 1]."""
     import tensorflow as tf
 
-    if batch_size > len(paths):
-        raise DataError(f"batch size {batch_size} is larger than the {len(paths)} images: "
-                        f"lower --batch-size or give more images")
+    image = decode(tf.io.read_file(path))
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(height, width)
+    image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,
+                                          side, side)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return to_unit_range(tf.clip_by_value(tf.round(image), 0, 255))
 
-    def load(path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        height, width = tf.shape(image)[0], tf.shape(image)[1]
-        side = tf.minimum(height, width)
-        image = tf.image.crop_to_bounding_box(image, (height - side) // 2, (width - side) // 2,
-                                              side, side)
-        image = tf.image.resize(image, (image_size, image_size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
-    return (tf.data.Dataset.from_tensor_slices(paths)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE)
-            .cache()
-            .shuffle(min(len(paths), 10_000), seed=seed, reshuffle_each_iteration=True)
-            .map(lambda image: tf.cast(image, tf.float32) / 127.5 - 1.0,
-                 num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE))
+def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, epochs=1):
+    """Batches [batch_size, image_size, image_size, 3] in [-1, 1], in epoch_order, decoded on
+    the fly (memory stays bounded whatever the folder's size). Returns (dataset, steps per
+    epoch)."""
+    import tensorflow as tf
+
+    paths_tensor = tf.constant(paths)
+    load = lambda index: load_image(tf.gather(paths_tensor, index), image_size)
+    batches = (epoch_order(len(paths), batch_size, seed, first_epoch, epochs).unbatch()
+               .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+               .batch(batch_size, drop_remainder=True)
+               .prefetch(tf.data.AUTOTUNE))
+    return batches, len(paths) // batch_size

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from utils import first_line, to_unit_range
+
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
 IMAGE_SIZE = 28
@@ -21,34 +23,47 @@ class DataError(ValueError):
 
 
 def load_mnist(path=None, verbose=True):
-    """MNIST as `(x_train, y_train), (x_test, y_test)`: uint8 images [n, 28, 28], int labels.
+    """MNIST as `(x_train, y_train), (x_test, y_test)`: uint8 images [n, 28, 28], int labels."""
+    return read_mnist_npz(locate_mnist(path, verbose))
 
-    A path given here or in MNIST_PATH must work (a DataError says why not); the cache and the
-    download are tried quietly, and the shipped sample is the last resort.
-    """
+
+def locate_mnist(path=None, verbose=True):
+    """The mnist.npz to read: `path`, else MNIST_PATH, else Keras' cache (downloaded there if
+    it can be), else the shipped sample, which it says. A path given must exist (DataError)."""
     for given in (path, os.environ.get("MNIST_PATH")):
         if given:
-            return read_mnist_npz(given)
-    if KERAS_CACHE.is_file():
+            given = Path(given).expanduser().resolve()
+            if not given.exists():
+                raise DataError(f"data file {given} does not exist: give the path of mnist.npz "
+                                f"(Keras' format) with --data or MNIST_PATH")
+            return given
+    if not _readable(KERAS_CACHE):
         try:
-            return read_mnist_npz(KERAS_CACHE)
-        except DataError:
-            pass  # a broken cache file: try the download, which replaces it
+            _download()
+        except Exception:  # offline, or Keras cannot reach its server: use the sample
+            pass
+    if _readable(KERAS_CACHE):
+        return KERAS_CACHE
+    if verbose:
+        print(f"MNIST: no full data set found (no --data, MNIST_PATH or {KERAS_CACHE}, and "
+              f"no download); using the {SAMPLE_PATH.name} sample of 2,500 digits. "
+              f"Give the full set with --data PATH/TO/mnist.npz.")
+    return SAMPLE_PATH
+
+
+def _readable(path):
     try:
-        return _download()
-    except Exception:  # offline, or Keras cannot reach its server: use the sample
-        if verbose:
-            print(f"MNIST: no full data set found (no --data, MNIST_PATH or {KERAS_CACHE}, and "
-                  f"no download); using the {SAMPLE_PATH.name} sample of 2,500 digits. "
-                  f"Give the full set with --data PATH/TO/mnist.npz.")
-        return read_mnist_npz(SAMPLE_PATH)
+        read_mnist_npz(path)
+        return True
+    except DataError:
+        return False
 
 
 def _download():
+    """Keras' MNIST download, which leaves the file in KERAS_CACHE."""
     import keras  # imported here: reading a file should not need Keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    return (_check_images(x_train, "download", "x_train"), y_train), (x_test, y_test)
+    keras.datasets.mnist.load_data()
 
 
 def read_mnist_npz(path):
@@ -62,10 +77,10 @@ def read_mnist_npz(path):
         raise DataError(f"data path {path} is a folder: give the mnist.npz file inside it")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"data file {path} is not a readable .npz file ({error}): give "
-                        f"Keras' mnist.npz") from None
+            arrays = {key: npz[key] for key in npz.files}  # an .npy has no .files: not an npz
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"data file {path} is not a readable .npz file ({first_line(error)}): "
+                        f"give Keras' mnist.npz") from None
     if "x_train" not in arrays:
         raise DataError(f"data file {path} has no x_train array (it has: "
                         f"{', '.join(sorted(arrays)) or 'nothing'}): give Keras' mnist.npz")
@@ -91,24 +106,33 @@ def _check_images(x, path, key):
     return x
 
 
-def make_dataset(images, batch_size, seed=None):
-    """The training pipeline: scale uint8 [n, 28, 28] to [-1, 1] floats [n, 28, 28, 1] (tanh's
-    range), cache, shuffle every epoch, batch (dropping the last partial batch so every step has
-    the same shape), prefetch."""
+def epoch_order(n, batch_size, seed, first_epoch, epochs):
+    """A tf.data stream of index batches [batch_size] for epochs first_epoch..epochs-1 (counted
+    from 0). Epoch e visits the n images in an order fixed by (seed, e) alone, so a resumed run
+    sees the same order as one that never stopped; the last partial batch of an epoch is dropped,
+    so every step has the same shape."""
     import tensorflow as tf
 
-    if batch_size > len(images):
-        raise DataError(f"batch size {batch_size} is larger than the {len(images)} training "
-                        f"images: lower --batch-size or give more data")
-    return (tf.data.Dataset.from_tensor_slices(images)
-            .map(_to_unit_range, num_parallel_calls=tf.data.AUTOTUNE)
-            .cache()
-            .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE))
+    if batch_size > n:
+        raise DataError(f"batch size {batch_size} is larger than the {n} training images: "
+                        f"lower --batch-size or give more data")
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
 
 
-def _to_unit_range(image):
+def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1):
+    """The training pipeline for uint8 images [n, 28, 28]: batches of [batch_size, 28, 28, 1]
+    in [-1, 1] (tanh's range), in epoch_order, prefetched. Returns (dataset, steps per epoch)."""
     import tensorflow as tf
 
-    return tf.cast(image[..., None], tf.float32) / 127.5 - 1.0
+    pixels = tf.constant(images)
+    batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs)
+               .map(lambda index: to_unit_range(tf.gather(pixels, index)[..., None]),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(tf.data.AUTOTUNE))
+    return batches, len(images) // batch_size

@@ -29,6 +29,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from config import FOLDER_SIZES, MNIST_SIZE
+
 IMG_SHAPE = (28, 28, 1)  # MNIST
 PACKAGE = "stylegan"  # registered name prefix, so a saved generator reloads after `import stylegan`
 
@@ -40,31 +42,41 @@ HE_GAIN = math.sqrt(2.0)  # for layers followed by a leaky ReLU; 1 for the other
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class EqualizedDense(layers.Dense):
-    """A Dense layer whose weights start as N(0, 1) and are scaled by gain / sqrt(fan_in) at
-    every call (He's initialisation moved from the start into the forward pass). Adam's step
-    does not depend on a weight's scale, so this makes every layer learn at the same relative
-    speed. (The paper's 0.01 for the mapping net is StyleGAN's mapping_lr_mult.)"""
+class ScaledDense(layers.Dense):
+    """A Dense layer whose weights are multiplied by a constant at every call.
 
-    def __init__(self, units, gain=HE_GAIN, **kwargs):
-        kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(stddev=1.0))
+    equalized: the weights start as N(0, 1) and are scaled by gain / sqrt(fan_in) (He's
+    initialisation moved from the start into the forward pass), so every layer learns at the
+    same relative speed under Adam, whose step does not depend on a weight's scale.
+    lr_mult: the weights are stored divided by lr_mult and multiplied back here, so the same
+    Adam step moves them lr_mult times as far: the paper's mapping net learns at 0.01 of G's
+    rate with G's one optimizer (NVlabs' FullyConnectedLayer(lr_multiplier)).
+    """
+
+    def __init__(self, units, equalized=False, lr_mult=1.0, gain=HE_GAIN, **kwargs):
+        start = (keras.initializers.RandomNormal(stddev=1.0 / lr_mult) if equalized else
+                 keras.initializers.VarianceScaling(1.0 / lr_mult ** 2, "fan_avg", "uniform"))
+        kwargs.setdefault("kernel_initializer", start)  # Keras' glorot_uniform / lr_mult
         super().__init__(units, **kwargs)
-        self.gain = gain
+        self.equalized, self.lr_mult, self.gain = equalized, lr_mult, gain
 
     def build(self, input_shape):
         super().build(input_shape)
-        self.scale = self.gain / math.sqrt(input_shape[-1])
+        he = self.gain / math.sqrt(input_shape[-1]) if self.equalized else 1.0
+        self.kernel_scale = he * self.lr_mult
 
     def call(self, inputs):
-        return self.activation(ops.matmul(inputs, self.kernel * self.scale) + self.bias)
+        y = ops.matmul(inputs, self.kernel * self.kernel_scale)
+        return self.activation(y + self.bias * self.lr_mult if self.use_bias else y)
 
     def get_config(self):
-        return {**super().get_config(), "gain": self.gain}
+        return {**super().get_config(), "equalized": self.equalized, "lr_mult": self.lr_mult,
+                "gain": self.gain}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class EqualizedConv2D(layers.Conv2D):
-    """Conv2D with an equalised learning rate (see EqualizedDense); fan_in = k * k * channels."""
+    """Conv2D with an equalised learning rate (see ScaledDense); fan_in = k * k * channels."""
 
     def __init__(self, filters, kernel_size, gain=HE_GAIN, **kwargs):
         kwargs.setdefault("kernel_initializer", keras.initializers.RandomNormal(stddev=1.0))
@@ -82,10 +94,10 @@ class EqualizedConv2D(layers.Conv2D):
         return {**super().get_config(), "gain": self.gain}
 
 
-def dense(units, equalized=False, gain=HE_GAIN, **kwargs):
-    """keras.layers.Dense, or EqualizedDense with equalized=True."""
-    if equalized:
-        return EqualizedDense(units, gain=gain, **kwargs)
+def dense(units, equalized=False, gain=HE_GAIN, lr_mult=1.0, **kwargs):
+    """keras.layers.Dense, or ScaledDense for an equalised learning rate or lr_mult != 1."""
+    if equalized or lr_mult != 1.0:
+        return ScaledDense(units, equalized, lr_mult, gain=gain, **kwargs)
     return layers.Dense(units, **kwargs)
 
 
@@ -169,19 +181,21 @@ class Map(layers.Layer):
 
     The tutorial found that a non-linearity between the Dense layers made MNIST results worse, so
     the default is linear; `activation="leaky_relu"` puts it back to test that open question.
+    lr_mult < 1 makes the net learn that much slower than the rest of G (the paper: 0.01).
     The layer also keeps `w_avg`, the running mean of w seen in training (updated by
     `StyleGAN.train_step`), which the truncation trick pulls towards at inference.
     """
 
     def __init__(self, size=128, num_layers=3, activation="linear", equalized=False,
-                 **kwargs):
+                 lr_mult=1.0, **kwargs):
         super().__init__(**kwargs)
         self.size = size  # width of w
         self.num_layers = num_layers
         self.activation = activation  # "linear" (the tutorial's choice) or "leaky_relu"
         self.equalized = equalized  # equalised learning rate
-        self.f = [dense(size, equalized, activation=activation, name=f"dense_{i}")
-                  for i in range(num_layers)]
+        self.lr_mult = lr_mult  # learning rate of these layers / G's
+        self.f = [dense(size, equalized, lr_mult=lr_mult, activation=activation,
+                        name=f"dense_{i}") for i in range(num_layers)]
 
     def build(self, input_shape):
         shape = input_shape
@@ -204,7 +218,8 @@ class Map(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size, "num_layers": self.num_layers,
-                "activation": self.activation, "equalized": self.equalized}
+                "activation": self.activation, "equalized": self.equalized,
+                "lr_mult": self.lr_mult}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -284,8 +299,6 @@ class StyleSlot(layers.Layer):
 # ---------------------------------------------------------------------------------------------
 # Generator and discriminator
 # ---------------------------------------------------------------------------------------------
-LOSSES = ("nonsaturating", "wgan-gp")
-FOLDER_SIZES = (32, 64, 128, 256)  # image sizes for folders of images (the tutorial's faces: 64)
 
 
 def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
@@ -303,7 +316,7 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
     Returns n_style (every slot of w), the width and whether it upsamples for every style block,
     the constant's channels.
     """
-    if image_size == 28:
+    if image_size == MNIST_SIZE:
         widths, const_channels = [filters] * 3, 128
     elif image_size in FOLDER_SIZES:
         sizes = [4 * 2 ** i for i in range(int(math.log2(image_size)) - 1)]  # 4, .., image_size
@@ -320,7 +333,7 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
                     mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE,
-                    upsample=None, styled_to_image=False, equalized=False):
+                    upsample=None, styled_to_image=False, equalized=False, mapping_lr_mult=1.0):
     """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
 
     By default the first style block works at the constant's size without upsampling and each
@@ -328,7 +341,8 @@ def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_chan
     (one bool per style block) says otherwise; `filters`: one width for every block, or a list
     with one per block. styled_to_image: the last of the n_style slots modulates to_image's
     input (see `architecture`), the others feed the style blocks. equalized: every Dense and
-    Conv2D with an equalised learning rate.
+    Conv2D with an equalised learning rate. mapping_lr_mult: the mapping net's learning rate as
+    a multiple of the rest of G's.
     """
     blocks = n_style - int(styled_to_image)
     upsample = [i > 0 for i in range(blocks)] if upsample is None else list(upsample)
@@ -341,7 +355,8 @@ def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_chan
                                  upsample, styled_to_image, equalized)
     z = keras.Input((n_style, latent_dim), name="z")
     noise = keras.Input(img_shape[:2], name="noise")
-    w = Map(w_dim, mapping_layers, mapping_activation, equalized, name="map")(z)
+    w = Map(w_dim, mapping_layers, mapping_activation, equalized, mapping_lr_mult,
+            name="map")(z)
     return keras.Model([z, noise], synthesis([w, noise]), name="generator")
 
 
@@ -497,84 +512,69 @@ def _replicas():
 
 
 # ---------------------------------------------------------------------------------------------
-# The GAN: a keras.Model whose train_step does d_steps D updates (1, as the tutorial) and one
-# G update
+# The networks a config describes, and the GAN that trains them
 # ---------------------------------------------------------------------------------------------
+def build_networks(config):
+    """(generator, discriminator, generator_ema) for a config.Config: the tutorial's 28x28
+    networks for MNIST, the grown ones for a folder of images; generator_ema (a second
+    generator for G's moving average) is None when config.ema_beta is 0."""
+    arch = architecture(config.image_size, config.filters, config.max_filters,
+                        config.convs_per_block, config.styled_to_image)
+    img_shape = (config.image_size, config.image_size, config.channels)
+
+    def new_generator():
+        return build_generator(config.latent_dim, arch["n_style"], config.w_dim, arch["filters"],
+                               arch["const_channels"], config.mapping_layers,
+                               config.mapping_activation, img_shape, arch["upsample"],
+                               config.styled_to_image, config.equalized_lr,
+                               config.mapping_lr_mult)
+
+    if config.image_size == MNIST_SIZE:
+        discriminator = build_discriminator(img_shape, config.d_batchnorm, config.minibatch_std,
+                                            config.equalized_lr)
+    else:
+        discriminator = build_deep_discriminator(img_shape, config.filters, config.max_filters,
+                                                 config.minibatch_std, config.equalized_lr)
+    return new_generator(), discriminator, new_generator() if config.ema_beta else None
+
+
+def make_gan(config, jit_compile=False):
+    """The StyleGAN a config describes, compiled with its optimizers (under the dtype policy
+    set before the call)."""
+    generator, discriminator, generator_ema = build_networks(config)
+    gan = StyleGAN(generator, discriminator, config, generator_ema)
+    gan.compile(jit_compile=jit_compile)
+    return gan
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class StyleGAN(keras.Model):
-    """Generator + discriminator trained with style-mixing regularisation (paper, section 3.1).
+    """Generator + discriminator trained with style-mixing regularisation (paper, section 3.1),
+    in the keras-io GAN examples' shape: the networks come in built (`build_networks`), this
+    class holds the training step. `config` (config.Config) sets the recipe; `generator_ema`,
+    a second generator, follows G's moving average when config.ema_beta > 0.
 
-    Train with `compile(...)` then `fit(dataset_of_images)`; the step runs compiled
-    (`tf.function`, or XLA with `compile(jit_compile=True)`). The defaults here are the
-    tutorial's recipe; the paper's levers are arguments (measured in docs/results.md, and
-    recipes.py's default preset turns the best of them on): convs_per_block=2,
-    d_batchnorm=False, minibatch_std, r1_gamma (lazy, every r1_every D steps), ema_beta (a
-    moving average of G's weights for sampling and export), mapping_lr_mult, styled_to_image
-    (a fourth style slot on to_image's input) and equalized_lr.
+    `compile()` then `fit(dataset_of_images)`; the step runs compiled (`tf.function`, or XLA
+    with `compile(jit_compile=True)`).
     """
 
-    def __init__(self, latent_dim=100, image_size=28, channels=1, w_dim=128, filters=64,
-                 max_filters=256, mapping_layers=3, mapping_activation="linear",
-                 mixing_prob=0.9, w_avg_beta=0.995, loss="nonsaturating", d_steps=1,
-                 gp_weight=10.0, convs_per_block=1, d_batchnorm=True, minibatch_std=False,
-                 r1_gamma=0.0, r1_every=16, ema_beta=0.0, mapping_lr_mult=1.0,
-                 g_step_d_training=False, styled_to_image=False, equalized_lr=False,
-                 seed=None, **kwargs):
+    def __init__(self, generator, discriminator, config, generator_ema=None, **kwargs):
         super().__init__(**kwargs)
-        if loss not in LOSSES:
-            raise ValueError(f"loss {loss!r} is not one of {', '.join(LOSSES)}")
-        self.latent_dim = latent_dim  # size of each z
-        self.image_size = image_size  # 28 (MNIST, the tutorial's net) or 32..256 (folders)
-        self.channels = channels  # 1 grey, 3 colour
-        self.w_dim = w_dim  # size of w, the mapping net's output
-        self.filters = filters  # conv filters per style block (28) or at full resolution
-        self.max_filters = max_filters  # cap on the widths of the low resolutions (32..256)
-        self.mapping_layers = mapping_layers  # Dense layers in the mapping net
-        self.mapping_activation = mapping_activation  # "linear" as the tutorial found best
-        self.mixing_prob = mixing_prob  # share of training samples made from two z codes
-        self.w_avg_beta = w_avg_beta  # w_avg <- mean(w) + beta * (w_avg - mean(w))
-        self.loss = loss  # "nonsaturating" (the tutorial's) or "wgan-gp"
-        self.d_steps = d_steps  # discriminator updates per generator update
-        self.gp_weight = gp_weight  # lambda of the WGAN-GP gradient penalty
-        self.convs_per_block = convs_per_block  # style layers per resolution: 1 or 2 (paper)
-        self.d_batchnorm = d_batchnorm  # the tutorial D's BatchNormalization (MNIST D only)
-        self.minibatch_std = minibatch_std  # the paper's minibatch-std channel in D
-        self.r1_gamma = r1_gamma  # weight of the R1 penalty on real images (0 = off)
-        self.r1_every = r1_every  # R1 on every r1_every-th D step only, weighted by it
-        self.ema_beta = ema_beta  # G smoothing: g_ema <- beta g_ema + (1 - beta) g (0 = off)
-        self.mapping_lr_mult = mapping_lr_mult  # mapping net's learning rate / G's
-        # the G step runs D as D trains (BatchNorm on batch statistics, Dropout on); the
-        # tutorial runs it in inference mode (False)
-        self.g_step_d_training = g_step_d_training
-        self.styled_to_image = styled_to_image  # one more style slot, on to_image's input
-        self.equalized_lr = equalized_lr  # every Dense and Conv2D of G and D equalised
-        self.seed = seed
-        arch = architecture(image_size, filters, max_filters, convs_per_block, styled_to_image)
-        self.n_style = arch["n_style"]  # style layers (one z slot each): 3 -> 7x7, 14x14, 28x28
-        self.img_shape = (image_size, image_size, channels)
-        self.g = self._new_generator(arch)
-        self.g_ema = self._new_generator(arch) if ema_beta else None
-        if self.g_ema is not None:
-            self.g_ema.trainable = False
-            for ema_var, var in zip(self.g_ema.weights, self.g.weights):
+        self.config = config
+        self.g, self.d, self.g_ema = generator, discriminator, generator_ema
+        self.mapping = generator.get_layer("map")
+        self.synthesis = generator.get_layer("synthesis")
+        self.n_style, self.latent_dim = generator.input[0].shape[1:]  # z [n, n_style, latent]
+        self.img_shape = tuple(generator.output.shape[1:])
+        if generator_ema is not None:
+            generator_ema.trainable = False
+            for ema_var, var in zip(generator_ema.weights, generator.weights, strict=True):
                 ema_var.assign(var)
-        self.d = (build_discriminator(self.img_shape, d_batchnorm, minibatch_std, equalized_lr)
-                  if image_size == 28 else
-                  build_deep_discriminator(self.img_shape, filters, max_filters, minibatch_std,
-                                           equalized_lr))
-        self.mapping = self.g.get_layer("map")
-        self.synthesis = self.g.get_layer("synthesis")
         # every call of the compiled step advances this state, so every step draws anew
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.built = True  # g and d are functional models, built above
-
-    def _new_generator(self, arch):
-        return build_generator(self.latent_dim, self.n_style, self.w_dim, arch["filters"],
-                               arch["const_channels"], self.mapping_layers,
-                               self.mapping_activation, self.img_shape, arch["upsample"],
-                               self.styled_to_image, self.equalized_lr)
+        self.built = True  # g and d are functional models, built already
 
     @property
     def sampling_generator(self):
@@ -582,35 +582,29 @@ class StyleGAN(keras.Model):
         weights where there is one (smoother, better digits), else G itself."""
         return self.g if self.g_ema is None else self.g_ema
 
-    def compile(self, d_optimizer=None, g_optimizer=None, loss_fn=None, **kwargs):
-        """Separate optimizers for D and G; the tutorial's Adam(lr=0.001, beta_1=0) by default.
-        With mapping_lr_mult != 1 the mapping net gets a copy of G's optimizer at that
-        multiple of its learning rate."""
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Adam for D and for G with the config's rates and betas unless given; under
+        mixed_float16 each scales its loss (float16 gradients underflow unscaled)."""
         super().compile(**kwargs)
-        self.d_optimizer = d_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
-        self.g_optimizer = g_optimizer or keras.optimizers.Adam(0.001, beta_1=0.0)
-        self.m_optimizer = None
-        if self.mapping_lr_mult != 1.0:
-            config = self.g_optimizer.get_config()
-            config["learning_rate"] = float(config["learning_rate"]) * self.mapping_lr_mult
-            self.m_optimizer = self.g_optimizer.__class__.from_config(config)
-        if self.dtype_policy.name == "mixed_float16":  # float16 gradients underflow unscaled
-            if self.m_optimizer is not None:
-                raise ValueError("mapping_lr_mult needs float32 or mixed_bfloat16, not "
-                                 "mixed_float16 (one loss scale for two G optimizers)")
+        adam = lambda lr: keras.optimizers.Adam(lr, self.config.beta_1, self.config.beta_2)
+        self.d_optimizer = d_optimizer or adam(self.config.d_lr)
+        self.g_optimizer = g_optimizer or adam(self.config.g_lr)
+        if self.dtype_policy.name == "mixed_float16":
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
-        self.loss_fn = loss_fn or keras.losses.BinaryCrossentropy(from_logits=True)
-        # built now, not lazily inside the compiled step (which MirroredStrategy cannot do)
-        self.build_optimizers()
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.build_optimizers()  # now, not inside the compiled step (MirroredStrategy can't)
+
+    def build_optimizers(self):
+        """Create the optimizers' slots now (fit does it lazily), so that a checkpoint always
+        holds and loads them whole."""
+        for optimizer, net in ((self.d_optimizer, self.d), (self.g_optimizer, self.g)):
+            if not optimizer.built:
+                optimizer.build(net.trainable_variables)
 
     def set_learning_rates(self, d_lr, g_lr):
-        """New rates for D's and G's optimizers; the mapping net's follows G's times
-        mapping_lr_mult, as compile() set it."""
         self.d_optimizer.learning_rate = d_lr
         self.g_optimizer.learning_rate = g_lr
-        if self.m_optimizer is not None:
-            self.m_optimizer.learning_rate = g_lr * self.mapping_lr_mult
 
     @property
     def metrics(self):
@@ -620,28 +614,14 @@ class StyleGAN(keras.Model):
     def call(self, inputs, training=False):
         return self.g(inputs, training=training)
 
-    def g_variable_groups(self):
-        """(optimizer, variables) pairs that together update every trainable G variable."""
-        if self.m_optimizer is None:
-            return [(self.g_optimizer, self.g.trainable_variables)]
-        return [(self.g_optimizer, self.synthesis.trainable_variables),
-                (self.m_optimizer, self.mapping.trainable_variables)]
-
-    def build_optimizers(self):
-        """Create the optimizers' slots now (fit does it lazily), so that a checkpoint always
-        holds and loads them whole."""
-        for optimizer, variables in [(self.d_optimizer, self.d.trainable_variables),
-                                     *self.g_variable_groups()]:
-            if not optimizer.built:
-                optimizer.build(variables)
-
     # -- random draws: keras.random with the model's SeedGenerator, never numpy (frozen when traced)
     def draw_crossover(self, batch_size):
         """Per sample: with probability mixing_prob a crossover k in [1, n_style), else
         n_style (one z for every layer)."""
         k = keras.random.randint((batch_size,), 1, max(self.n_style, 2),
                                  seed=self.seed_generator)
-        mixed = keras.random.uniform((batch_size,), seed=self.seed_generator) < self.mixing_prob
+        mixed = (keras.random.uniform((batch_size,), seed=self.seed_generator)
+                 < self.config.mixing_prob)
         return ops.where(mixed, k, self.n_style)
 
     def draw_inputs(self, batch_size):
@@ -655,7 +635,7 @@ class StyleGAN(keras.Model):
 
     def train_step(self, real_images):
         batch_size = ops.shape(real_images)[0]
-        for _ in range(self.d_steps):  # unrolled when traced: d_steps is a Python int
+        for _ in range(self.config.d_steps):  # unrolled when traced: d_steps is a Python int
             d_loss = self.d_step(real_images, batch_size)
         g_loss = self.g_step(batch_size)
         if self.g_ema is not None:
@@ -669,7 +649,7 @@ class StyleGAN(keras.Model):
         fake_images = self.g(self.draw_inputs(batch_size), training=True)
         with tf.GradientTape() as tape:
             d_loss = self.discriminator_loss(real_images, fake_images)
-            penalty = self.lazy_r1(real_images) if self.r1_gamma else 0.0
+            penalty = self.lazy_r1(real_images) if self.config.r1_gamma else 0.0
             scaled_loss = self.d_optimizer.scale_loss((d_loss + penalty) / _replicas())
         grads = tape.gradient(scaled_loss, self.d.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
@@ -678,36 +658,36 @@ class StyleGAN(keras.Model):
     def g_step(self, batch_size):
         """2. the generator learns to fool the discriminator."""
         z, noise = self.draw_inputs(batch_size)
-        groups = self.g_variable_groups()
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
             logits = self.d(self.synthesis([w, noise], training=True),
-                            training=self.g_step_d_training)
+                            training=self.config.g_step_d_training)
             g_loss = self.generator_loss(logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
-        grads = tape.gradient(scaled_loss, [variables for _, variables in groups])
-        for (optimizer, variables), group_grads in zip(groups, grads):
-            optimizer.apply_gradients(zip(group_grads, variables))
+        grads = tape.gradient(scaled_loss, self.g.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
         return g_loss
 
     def discriminator_loss(self, real_images, fake_images):
-        if self.loss == "wgan-gp":  # critic scores: real up, fake down, gradient norm 1 between
+        if self.config.loss == "wgan-gp":  # critic: real up, fake down, gradient norm 1 between
             return (ops.mean(self.d(fake_images, training=True))
                     - ops.mean(self.d(real_images, training=True))
-                    + self.gp_weight * self.gradient_penalty(real_images, fake_images))
+                    + self.config.gp_weight * self.gradient_penalty(real_images, fake_images))
         # the tutorial's: real images -> 1, generated -> 0
         n = ops.shape(real_images)[0]
         labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, 1))], axis=0)
-        if self.d_batchnorm and not self.g_step_d_training:  # the tutorial: in one batch
+        c = self.config
+        if c.d_batchnorm and not c.minibatch_std and not c.g_step_d_training:
+            # the tutorial: one batch of both (BatchNorm's statistics over real and fake)
             logits = self.d(ops.concatenate([real_images, fake_images], axis=0), training=True)
-        else:  # apart, so BatchNorm and minibatch std see fakes alone, as in the G step
+        else:  # apart, so BatchNorm and minibatch-std groups see fakes alone, as in G's step
             logits = ops.concatenate([self.d(real_images, training=True),
                                       self.d(fake_images, training=True)], axis=0)
         return self.loss_fn(labels, logits)
 
     def generator_loss(self, fake_logits):
-        if self.loss == "wgan-gp":
+        if self.config.loss == "wgan-gp":
             return -ops.mean(fake_logits)
         # non-saturating: label the fakes as real
         return self.loss_fn(ops.ones_like(fake_logits), fake_logits)
@@ -731,26 +711,27 @@ class StyleGAN(keras.Model):
 
     def lazy_r1(self, real_images):
         """R1 (Mescheder et al. 2018, eq. 9; the paper's FFHQ runs): gamma/2 E|grad D(real)|^2,
-        pulling D flat around the real digits. Lazy (StyleGAN2, section 3.1): computed on every
+        pulling D flat around the real images. Lazy (StyleGAN2, section 3.1): computed on every
         r1_every-th D step only, weighted by r1_every, so it costs 1/r1_every of the work."""
+        gamma, every = self.config.r1_gamma, self.config.r1_every
+
         def penalty():
-            return (0.5 * self.r1_gamma * self.r1_every
-                    * ops.mean(self.squared_input_gradients(real_images)))
-        due = self.d_optimizer.iterations % self.r1_every == 0
+            return 0.5 * gamma * every * ops.mean(self.squared_input_gradients(real_images))
+        due = self.d_optimizer.iterations % every == 0
         return tf.cond(due, penalty, lambda: tf.constant(0.0))
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""
         w_mean = ops.mean(ops.cast(w, "float32"), axis=(0, 1))
         w_avg = self.mapping.w_avg
-        w_avg.assign(w_mean + self.w_avg_beta * (w_avg - w_mean))
+        w_avg.assign(w_mean + self.config.w_avg_beta * (w_avg - w_mean))
 
     def update_ema(self):
         """G smoothing (ProGAN, section A.1; the paper's results use it): every weight of g_ema
         moves a share (1 - beta) towards G's after each G step; w_avg is copied."""
         for ema_var, var in zip(self.g_ema.weights, self.g.weights):
             if var.trainable:
-                ema_var.assign(var + self.ema_beta * (ema_var - var))
+                ema_var.assign(var + self.config.ema_beta * (ema_var - var))
             else:
                 ema_var.assign(var)
 
@@ -763,11 +744,3 @@ class StyleGAN(keras.Model):
         """Images with z1's styles on layers < crossover (coarse) and z2's on the rest (fine)."""
         return generate(self.sampling_generator, mix_z(z1, z2, crossover, self.n_style), noise,
                         truncation_psi, seed)
-
-    def get_config(self):
-        names = ("latent_dim", "image_size", "channels", "w_dim", "filters", "max_filters",
-                 "mapping_layers", "mapping_activation", "mixing_prob", "w_avg_beta", "loss",
-                 "d_steps", "gp_weight", "convs_per_block", "d_batchnorm", "minibatch_std",
-                 "r1_gamma", "r1_every", "ema_beta", "mapping_lr_mult", "g_step_d_training",
-                 "styled_to_image", "equalized_lr", "seed")
-        return {name: getattr(self, name) for name in names}

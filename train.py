@@ -6,144 +6,108 @@
     python train.py --resume              # continue the run in --out from its last checkpoint
     python train.py --dataset FACES/      # a folder of images, 64x64 colour (the tutorial's end)
 
-Everything goes under --out (default visual/stylegan/, as the tutorial): <epoch>.png grids,
-generating.gif, history.csv and losses.png, checkpoints/, and generator.keras (the trained
-generator, which `keras.saving.load_model` reloads after `import stylegan`).
+A run lives in its own folder, --out (default visual/stylegan/, as the tutorial): <epoch>.png
+grids, generating.gif, history.csv and losses.png, checkpoints/, and generator.keras (the trained
+generator, which `keras.saving.load_model` reloads after `import stylegan`). A fresh run refuses a
+folder that holds another run's files; --resume continues the run in it.
 """
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import config as config_lib  # noqa: E402
+from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
-from mnist_ds import DataError, load_mnist, make_dataset  # noqa: E402
-from recipes import PRESETS, RECIPE_KEYS, STRUCTURAL_KEYS  # noqa: E402
-from stylegan import FOLDER_SIZES, LOSSES  # noqa: E402
-from utils import (CHECKPOINT_DIR, ArgumentParser, CheckpointCallback,  # noqa: E402
-                   TrainingGuard, UserError, latest_checkpoint, load_checkpoint,
-                   read_checkpoint_meta, save_checkpoint, stylegan_from_settings)
+from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
+from stylegan import make_gan  # noqa: E402
+from utils import (CHECKPOINT_DIR, LOCK_NAME, ArgumentParser,  # noqa: E402
+                   CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
+                   list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
+                   read_checkpoint, remove_temporary_files, save_checkpoint, write_atomically,
+                   write_text_atomically)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
-# name = default  # meaning
-DEFAULTS = dict(
-    preset="stylegan",  # the recipe below the flags: "stylegan" (measured best) or "tutorial"
-    epochs=10,  # total epochs (the default recipe measured to 10 on MNIST); --resume continues
-    batch_size=64,  # images per step
-    latent_dim=100,  # size of each z
-    mapping_activation="linear",  # the tutorial's linear mapping net, or leaky_relu
-    seed=0,  # seeds the weights, the training draws and the grid's z codes
-    out="visual/stylegan",
-    keep=3,  # checkpoints kept (the newest)
-    precision="auto",  # mixed_bfloat16 on a CPU with bfloat16 units and no GPU, else float32
-    dataset=None,  # a folder of .jpg/.png images instead of MNIST
-    image_size=None,  # 28 for MNIST; for --dataset 32, 64 (the default), 128 or 256
-    filters=64,  # style block width (MNIST: every block; folders: at full resolution)
-    max_filters=256,  # folders: cap on the widths, which double towards 4x4
-    loss="nonsaturating",  # the tutorial's, or wgan-gp (lambda 10)
-    d_steps=1,  # discriminator updates per generator update
-)
+DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
+DEFAULT_OUT = "visual/stylegan"
+FOLDER_IMAGE_SIZE = 64  # --dataset without --image-size: the tutorial's faces
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
-# settings that fix the network or the grid: a resumed run must keep them
-FIXED_ON_RESUME = ("latent_dim", "mapping_activation", "seed", "image_size", "filters",
-                   "max_filters", "preset", *STRUCTURAL_KEYS)
+HISTORY = "history.csv"
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's 128 + signal number
 
 
+# ---------------------------------------------------------------------------------------------
+# Flags -> Config
+# ---------------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    d = DEFAULTS  # flags default to None so a resumed run can tell what was given explicitly
-    p.add_argument("--epochs", type=int, help=f"total epochs (default {d['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
-    p.add_argument("--latent-dim", type=int, help=f"size of z (default {d['latent_dim']})")
-    p.add_argument("--preset", choices=list(PRESETS),
-                   help="the recipe: stylegan (default, the measured best) or tutorial (the "
-                        "tutorial's exactly); the flags below change single parts of it")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"the run's folder (default {DEFAULT_OUT})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest good checkpoint; flags left "
+                        "out come from the checkpoint")
     p.add_argument("--lr", type=float, help="Adam learning rate of both G and D")
-    p.add_argument("--g-lr", type=float, help="G's Adam learning rate")
-    p.add_argument("--d-lr", type=float, help="D's Adam learning rate")
-    p.add_argument("--beta-1", type=float, help="Adam beta_1 of both")
-    p.add_argument("--beta-2", type=float, help="Adam beta_2 of both")
-    p.add_argument("--lr-halved-from", type=int,
-                   help="halve G's and D's learning rates from this epoch on (0: never)")
-    p.add_argument("--convs-per-block", type=int, choices=[1, 2],
-                   help="style layers per resolution: 1 (tutorial) or 2 (paper)")
-    p.add_argument("--styled-to-image", action=argparse.BooleanOptionalAction,
-                   help="one more style slot, modulating the last feature map before to_image "
-                        "(StyleGAN2's toRGB; tutorial: off)")
-    p.add_argument("--equalized-lr", action=argparse.BooleanOptionalAction,
-                   help="equalised learning rate in every Dense and Conv2D (paper; tutorial: "
-                        "off)")
-    p.add_argument("--d-batchnorm", action=argparse.BooleanOptionalAction,
-                   help="BatchNormalization in the MNIST discriminator (tutorial: on)")
-    p.add_argument("--minibatch-std", action=argparse.BooleanOptionalAction,
-                   help="minibatch standard deviation channel in D (paper)")
-    p.add_argument("--r1-gamma", type=float, help="R1 penalty weight, 0 = off (paper: 10)")
-    p.add_argument("--r1-every", type=int, help="lazy R1: on every N-th D step (default 16)")
-    p.add_argument("--ema-beta", type=float,
-                   help="moving average of G's weights for pictures and export, 0 = off")
-    p.add_argument("--g-step-d-training", action=argparse.BooleanOptionalAction,
-                   help="G's step runs D in training mode, real and fake batches apart "
-                        "(tutorial: inference mode)")
-    p.add_argument("--grid-coarse-size", type=int,
-                   help="the grid's rows give the style layers up to this size in pixels")
-    p.add_argument("--mapping-lr-mult", type=float,
-                   help="mapping net's learning rate as a multiple of G's (paper: 0.01)")
-    p.add_argument("--mixing-prob", type=float,
-                   help="probability of style mixing per sample (stylegan 0.5, tutorial 0.9)")
-    p.add_argument("--mapping-activation", choices=["linear", "leaky_relu"],
-                   help=f"activation in the mapping net (default {d['mapping_activation']})")
-    p.add_argument("--data", help="path of mnist.npz (default: MNIST_PATH, Keras' cache, "
-                                  "download, else the shipped 2,500-digit sample)")
-    p.add_argument("--out", help=f"output folder (default {d['out']})")
-    p.add_argument("--seed", type=int, help=f"default {d['seed']}")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-                   help="Keras dtype policy (default auto: mixed_bfloat16 on a CPU with "
-                        "AVX-512 BF16 / AMX and no GPU, 1.4x faster there; else float32)")
-    p.add_argument("--dataset", help="train on this folder of .jpg/.png images, not MNIST")
-    p.add_argument("--image-size", type=int, help="with --dataset: 32, 64 (default), 128, 256")
-    p.add_argument("--filters", type=int, help=f"default {d['filters']}")
-    p.add_argument("--max-filters", type=int, help=f"default {d['max_filters']}")
-    p.add_argument("--loss", choices=list(LOSSES), help=f"default {d['loss']}")
-    p.add_argument("--d-steps", type=int, help="D updates per G update (default 1)")
     p.add_argument("--strategy", choices=["none", "mirrored"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over the visible GPUs (or "
                         "the logical CPUs when there is none)")
     p.add_argument("--jit", action="store_true", help="compile the step with XLA")
-    p.add_argument("--limit", type=int, help="use only the first N training images")
-    p.add_argument("--keep", type=int, help=f"checkpoints to keep (default {d['keep']})")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the last checkpoint in --out")
+    recipe = p.add_argument_group(
+        "settings", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
+                    f"--resume, the run's own); see config.py")
+    for name, field in FIELDS.items():
+        kind, meta = field.type, field.metadata
+        options = dict(help=meta["meaning"], default=None)
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = kind
+            if kind is str and meta["choices"]:
+                options["choices"] = meta["choices"]
+        recipe.add_argument(config_lib.flag(name), **options)
     return p.parse_args(argv)
 
 
-def resolve_settings(args, saved=None):
-    """Explicit flags, else the resumed checkpoint's settings, else the preset's, else
-    DEFAULTS. A checkpoint without a preset predates presets: it was the tutorial's recipe."""
-    given = {k: v for k, v in vars(args).items()
-             if (k in DEFAULTS or k in RECIPE_KEYS) and v is not None}
+def resolve_config(args, saved=None):
+    """The run's Config: the flags given, over the resumed run's config (`saved`) or over the
+    preset's. A resumed run refuses a flag that would change a `fixed` setting."""
+    given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     if args.lr is not None:  # --lr sets both, --g-lr / --d-lr win over it
         given = {"g_lr": args.lr, "d_lr": args.lr, **given}
-    if saved:
-        saved = {"preset": "tutorial", **saved}
-        for key in FIXED_ON_RESUME:
-            if key in given and key in saved and given[key] != saved[key]:
-                flag = "--" + key.replace("_", "-")
-                raise UserError(f"--resume: the checkpoint was trained with {flag} {saved[key]}"
-                                f", not {given[key]}: drop {flag} or use another --out")
-    preset = given.get("preset") or (saved or {}).get("preset") or DEFAULTS["preset"]
-    settings = {**DEFAULTS, **PRESETS[preset], **(saved or {}), **given}
-    if settings["loss"] == "wgan-gp" and not saved and "beta_2" not in given:
-        settings["beta_2"] = 0.99  # as the tutorial's face runs
-    settings["image_size"] = settings["image_size"] or (64 if settings["dataset"] else 28)
-    if settings["precision"] == "auto":
-        settings["precision"] = auto_precision()
-    check_settings(settings, args.limit)
-    return settings
+    for key in ("data", "dataset"):
+        if given.get(key):
+            given[key] = str(Path(given[key]).expanduser().resolve())
+    if saved is not None:
+        check_unchanged(saved, given)
+        base = saved
+    else:
+        base = PRESETS[given.get("preset", DEFAULT_PRESET)]
+        if given.get("dataset") and "image_size" not in given:
+            given["image_size"] = FOLDER_IMAGE_SIZE
+        if given.get("loss") == "wgan-gp" and "beta_2" not in given:
+            given["beta_2"] = 0.99  # as the tutorial's face runs
+    try:
+        return config_lib.from_dict({**config_lib.to_dict(base), **given})
+    except config_lib.ConfigError as error:
+        raise UserError(str(error)) from None
+
+
+def check_unchanged(saved, given):
+    for key in config_lib.fixed_fields():
+        if key in given and given[key] != getattr(saved, key):
+            if key == "data" and saved.data and not Path(saved.data).exists():
+                continue  # the run's file moved: the new path is taken
+            flag = config_lib.flag(key)
+            raise UserError(f"--resume: the run was trained with {flag} {getattr(saved, key)}, "
+                            f"not {given[key]}: drop {flag} or start a new run in another --out")
 
 
 def auto_precision():
@@ -159,73 +123,51 @@ def auto_precision():
     return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags) else "float32"
 
 
-def check_settings(settings, limit):
-    """A one-line UserError for the first setting out of range."""
-    if settings["dataset"] and settings["image_size"] not in FOLDER_SIZES:
-        raise UserError(f"--image-size {settings['image_size']}: with --dataset use one of "
-                        f"{', '.join(map(str, FOLDER_SIZES))}")
-    if not settings["dataset"] and settings["image_size"] != 28:
-        raise UserError(f"--image-size {settings['image_size']}: MNIST is 28x28; give "
-                        f"--dataset DIR to train on other images")
-    for key in ("epochs", "batch_size", "latent_dim", "keep", "filters", "max_filters",
-                "d_steps", "r1_every"):
-        if settings[key] < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {settings[key]}")
-    if not 0.0 <= settings["mixing_prob"] <= 1.0:
-        raise UserError(f"--mixing-prob must be in [0, 1], got {settings['mixing_prob']}")
-    for key in ("g_lr", "d_lr", "mapping_lr_mult"):
-        if settings[key] <= 0:
-            raise UserError(f"--{key.replace('_', '-')} must be positive, got {settings[key]}")
-    for key in ("beta_1", "beta_2", "ema_beta"):
-        if not 0.0 <= settings[key] < 1.0:
-            raise UserError(f"--{key.replace('_', '-')} must be in [0, 1), got {settings[key]}")
-    if settings["lr_halved_from"] < 0:
-        raise UserError(f"--lr-halved-from must be an epoch (1, 2, ...) or 0 for never, got "
-                        f"{settings['lr_halved_from']}")
-    if settings["r1_gamma"] < 0:
-        raise UserError(f"--r1-gamma must be at least 0, got {settings['r1_gamma']}")
-    if settings["mapping_lr_mult"] != 1.0 and settings["precision"] == "mixed_float16":
-        raise UserError(f"--mapping-lr-mult {settings['mapping_lr_mult']} (the default "
-                        f"recipe's is 0.01) needs --precision float32 or mixed_bfloat16: "
-                        f"mixed_float16 scales the loss for one G optimizer only; add "
-                        f"--mapping-lr-mult 1 to train in mixed_float16")
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit must be at least 1, got {limit}")
-
-
-def prepare_out_dir(out):
+# ---------------------------------------------------------------------------------------------
+# The run folder, the data, the model
+# ---------------------------------------------------------------------------------------------
+def open_run_folder(out, resume):
+    """Create or reopen --out and lock it. A fresh run needs a folder without another run's
+    files in it: one folder, one run, so nothing of an earlier run is ever overwritten."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        lock = FolderLock(out)
     except OSError as error:
         raise UserError(f"cannot write to the output folder {out} ({error.strerror}): "
                         f"choose another with --out") from None
-    return out
+    remove_temporary_files(out)  # left by a run killed mid-write; ours now, under the lock
+    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+    if not resume and others:
+        lock.release()
+        raise UserError(f"{out} already holds a run ({', '.join(others[:3])}"
+                        f"{', ...' if len(others) > 3 else ''}): continue it with --resume, or "
+                        f"give a new folder with --out")
+    return out, lock
 
 
-def find_resume_point(ckpt_dir):
-    meta_path = latest_checkpoint(ckpt_dir)
-    if meta_path is None:
-        raise UserError(f"--resume: no checkpoint in {ckpt_dir}: start without --resume, "
-                        f"or point --out at the folder of the run to continue")
-    return meta_path, read_checkpoint_meta(meta_path)
-
-
-def build_model(settings, jit):
-    keras.mixed_precision.set_dtype_policy(settings["precision"])
-    model = stylegan_from_settings(settings)
-    adam = lambda lr: keras.optimizers.Adam(lr, beta_1=settings["beta_1"],
-                                            beta_2=settings["beta_2"])
-    model.compile(d_optimizer=adam(settings["d_lr"]), g_optimizer=adam(settings["g_lr"]),
-                  jit_compile=jit)
-    return model
+def load_training_data(config, first_epoch):
+    """(tf.data pipeline of batches for epochs first_epoch.., steps per epoch, images, the
+    Config with its data path made explicit) for MNIST or a --dataset folder."""
+    limit = config.limit or None
+    try:
+        if config.dataset:
+            paths = load_folder(config.dataset)[:limit]
+            dataset, steps = make_folder_dataset(paths, config.image_size, config.batch_size,
+                                                 config.seed, first_epoch, config.epochs)
+            return dataset, steps, len(paths), config
+        path = locate_mnist(config.data or None)
+        (x_train, _), _ = read_mnist_npz(path)
+        x_train = x_train[:limit]
+        dataset, steps = make_dataset(x_train, config.batch_size, config.seed, first_epoch,
+                                      config.epochs)
+        return dataset, steps, len(x_train), dataclasses.replace(config, data=str(path))
+    except DataError as error:
+        raise UserError(str(error)) from None
 
 
 def make_strategy(name):
-    """MirroredStrategy over the GPUs, or over the logical CPUs where there is no GPU (how
+    """MirroredStrategy over the GPUs, or over the logical CPUs where there is none (how
     tests/test_folders.py runs it on two logical CPU devices); else the default strategy."""
     if name != "mirrored":
         return tf.distribute.get_strategy()
@@ -233,136 +175,208 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
-def train(args):
-    out = prepare_out_dir(args.out or DEFAULTS["out"])
-    ckpt_dir = out / CHECKPOINT_DIR
-    meta_path, meta = find_resume_point(ckpt_dir) if args.resume else (None, None)
-    settings = resolve_settings(args, meta and meta["settings"])
-    n_images, dataset = load_training_data(args.data, args.limit, settings)
-    strategy = make_strategy(args.strategy)
-    if settings["batch_size"] % strategy.num_replicas_in_sync:
-        raise UserError(f"--batch-size {settings['batch_size']} does not split evenly over "
-                        f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
-
-    keras.utils.set_random_seed(settings["seed"])
-    with strategy.scope():  # variables of the model and optimizers live on every replica
-        model = build_model(settings, args.jit)
-        initial_epoch = restore(model, meta_path) if meta_path else 0
-    if initial_epoch >= settings["epochs"]:
-        print(f"Already trained {initial_epoch} epochs (--epochs {settings['epochs']}): "
-              f"nothing to train; raise --epochs to train more.")
-    else:
-        if strategy.num_replicas_in_sync > 1:
-            print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
-                  f"{settings['batch_size'] // strategy.num_replicas_in_sync} images each")
-        print(f"Training on {n_images:,} images, {len(dataset)} steps of "
-              f"{settings['batch_size']} per epoch, epochs {initial_epoch + 1}.."
-              f"{settings['epochs']}, {settings['precision']}; output in {out}/")
-        fit(model, dataset, out, settings, initial_epoch)
-    finish(model, out)
+def newest_good_checkpoint(ckpt_dir):
+    """(json path, meta, Config) of the newest checkpoint that passes read_checkpoint's checks;
+    a damaged newer one is named and skipped."""
+    for meta_path in reversed(list_checkpoints(ckpt_dir)):
+        try:
+            return (meta_path, *read_checkpoint(meta_path))
+        except CheckpointError as error:
+            print(f"warning: {error}; trying the checkpoint before it", file=sys.stderr)
+    raise UserError(f"--resume: no usable checkpoint in {ckpt_dir}: start without --resume, "
+                    f"or point --out at the folder of the run to continue")
 
 
-def load_training_data(path, limit, settings):
-    """(number of images, tf.data pipeline of batches) of MNIST or of the --dataset folder."""
-    batch_size, seed = settings["batch_size"], settings["seed"]
-    try:
-        if settings["dataset"]:
-            paths = load_folder(settings["dataset"], settings["image_size"])[:limit]
-            return len(paths), make_folder_dataset(paths, settings["image_size"], batch_size,
-                                                   seed)
-        (x_train, _), _ = load_mnist(path)
-        x_train = x_train[:limit]
-        return len(x_train), make_dataset(x_train, batch_size, seed=seed)
-    except DataError as error:
-        raise UserError(str(error)) from None
+def restore(model, meta_path, meta):
+    """Load a checkpoint; returns the number of epochs it completed. (Its optimizers hold the
+    old learning rates: RunKeeper sets this run's at each epoch.)"""
+    load_checkpoint(model, meta_path, meta)
+    part = meta["interrupted_at"]
+    print(f"Resuming from {meta_path.name}: {meta['epoch']} epochs done"
+          + (f", and the weights of epoch {part[0]} stopped at step {part[1]}, which is "
+             f"trained again from its start" if part else "") + ".")
+    return meta["epoch"]
 
 
-def fit(model, dataset, out, settings, initial_epoch):
-    """model.fit with a grid and a checkpoint per epoch; stops cleanly on Ctrl-C or a NaN."""
-    ckpt_dir = out / CHECKPOINT_DIR
-    guard = TrainingGuard()
-    grids = MixingGridCallback(out, seed=settings["seed"],
-                               coarse_size=settings["grid_coarse_size"])
-    callbacks = [guard, grids, LearningRateDrop(settings),
-                 CheckpointCallback(ckpt_dir, settings, keep=settings["keep"]),
-                 keras.callbacks.CSVLogger(out / "history.csv", append=initial_epoch > 0)]
-    model.fit(dataset, epochs=settings["epochs"], initial_epoch=initial_epoch,
-              callbacks=callbacks, shuffle=False, verbose=1)
-    if guard.interrupted:
-        save_interrupted(model, out, guard, grids, settings)
-        raise KeyboardInterrupt
-    if guard.diverged_at:
-        epoch, step = guard.diverged_at
-        last = latest_checkpoint(ckpt_dir)
-        raise TrainingDiverged(
-            f"training diverged: a NaN or infinite loss at epoch {epoch}, step {step}; the last "
-            f"good checkpoint ({last.name if last else 'none'}) is kept: lower --lr and "
-            f"--resume")
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+class RunKeeper(keras.callbacks.Callback):
+    """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
+    step end: a stop on the first non-finite loss. At each completed epoch end, in this order:
+    the checkpoint, the history row, the grid. On Ctrl-C or SIGTERM (what a scheduler sends
+    before preemption): training stops at the end of the current step (a second signal stops at
+    once); a signal handler, not the KeyboardInterrupt exception, so no signal lands inside
+    TensorFlow or half-way through a file."""
 
-
-def restore(model, meta_path):
-    """Load the checkpoint into the model; returns the number of epochs it completed. (Its
-    optimizers hold the old learning rates: LearningRateDrop sets this run's at each epoch.)"""
-    epoch = load_checkpoint(model, meta_path)["epoch"]
-    print(f"Resuming from {meta_path.name}: {epoch} epochs done.")
-    return epoch
-
-
-class LearningRateDrop(keras.callbacks.Callback):
-    """Sets this run's learning rates at the start of every epoch (so a resumed run gets them,
-    not the checkpoint's), halved from epoch `lr_halved_from` on (counted from 1; 0: never).
-    At the full rate the default recipe's FID drifts up after epoch 6; halved from epoch 5 it
-    falls at every epoch (docs/results.md, "Why the rates halve from epoch 5")."""
-
-    def __init__(self, settings):
+    def __init__(self, out, config, steps_per_epoch, initial_epoch):
         super().__init__()
-        self.settings = settings
+        self.out, self.config, self.steps_per_epoch = out, config, steps_per_epoch
+        self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
+        self.completed = initial_epoch  # epochs completed and saved
+        self.signal = self.diverged_at = None
+        self.history = read_history(out / HISTORY, initial_epoch)
+        self.grids = MixingGridCallback(out, seed=config.seed,
+                                        coarse_size=config.grid_coarse_size)
+        self._previous_handlers = {}
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.grids.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        for signum in EXIT_CODES:
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def on_train_end(self, logs=None):
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum, frame):
+        self.signal = signum
+        self.model.stop_training = True
+        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM
+                      else signal.default_int_handler)
 
     def on_epoch_begin(self, epoch, logs=None):
-        start = self.settings["lr_halved_from"]
-        factor = 0.5 if start and epoch + 1 >= start else 1.0
-        self.model.set_learning_rates(self.settings["d_lr"] * factor,
-                                      self.settings["g_lr"] * factor)
+        self.epoch, self.step = epoch + 1, 0
+        halve = self.config.lr_halved_from and self.epoch >= self.config.lr_halved_from
+        factor = 0.5 if halve else 1.0
+        self.model.set_learning_rates(self.config.d_lr * factor, self.config.g_lr * factor)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step = batch + 1
+        if not all_finite(logs):
+            self.diverge()
+
+    def diverge(self):
+        self.diverged_at = (self.epoch, self.step)
+        self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.step < self.steps_per_epoch or self.diverged_at:
+            return  # cut short: no checkpoint, row or grid of it
+        try:
+            save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch)
+        except NonFiniteWeights:
+            return self.diverge()
+        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        self.completed = self.epoch
+        self.history.append({"epoch": self.epoch, **{k: float(v) for k, v in logs.items()}})
+        write_history(self.out / HISTORY, self.history)
+        self.grids.save_grid(self.epoch)
+
+    def save_interrupted(self):
+        """The weights of the epoch cut short by a signal, under their own name (resume trains
+        that epoch again from them), and their grid."""
+        if self.completed == self.epoch or self.diverged_at:
+            return None
+        try:
+            saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
+                                    interrupted_at=[self.epoch, self.step])
+        except NonFiniteWeights:
+            return None
+        grid = self.grids.save_grid(f"interrupted-{self.epoch}")
+        return f"its weights as {saved.name} and the grid {grid.name}"
 
 
-def save_interrupted(model, out, guard, grids, settings):
-    """Ctrl-C: keep the weights of the epoch in progress (resume repeats that epoch from them)
-    and its grid, so no work is lost."""
-    done = max(guard.epoch - 1, 0)
-    save_checkpoint(model, out / CHECKPOINT_DIR, done, settings)
-    grid = grids.save_grid(f"interrupted-{guard.epoch}")
-    print(f"\nInterrupted in epoch {guard.epoch} at step {guard.step}: saved its weights as "
-          f"checkpoint {done} and the grid {grid}; continue with --resume.", file=sys.stderr)
+def read_history(path, epochs_done):
+    """The rows of the epochs completed so far (a row of an epoch that is trained again goes)."""
+    try:
+        with open(path, newline="") as f:
+            rows = [row for row in csv.DictReader(f)]
+        return [row for row in rows if int(row["epoch"]) <= epochs_done]
+    except (OSError, KeyError, ValueError):
+        return []
+
+
+def write_history(path, rows):
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomically(path, text.getvalue())
+
+
+def train(args):
+    """Check everything, then train; returns the exit code."""
+    out, lock = open_run_folder(args.out, args.resume)
+    try:
+        return train_in(out, args)
+    finally:
+        lock.release()
+
+
+def train_in(out, args):
+    resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR) if args.resume else None
+    config = resolve_config(args, resume_from and resume_from[2])
+    first_epoch = resume_from[1]["epoch"] if resume_from else 0
+    dataset, steps, n_images, config = load_training_data(config, first_epoch)
+    strategy = make_strategy(args.strategy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
+                        f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
+    precision = auto_precision() if config.precision == "auto" else config.precision
+    keras.mixed_precision.set_dtype_policy(precision)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():  # variables of the model and optimizers live on every replica
+        model = make_gan(config, jit_compile=args.jit)
+        if resume_from:
+            restore(model, resume_from[0], resume_from[1])
+    if first_epoch >= config.epochs:
+        print(f"Already trained {first_epoch} epochs (--epochs {config.epochs}): nothing to "
+              f"train; raise --epochs to train more.")
+        return finish(model, out)
+    print(f"Training on {n_images:,} images, {steps} steps of {config.batch_size} per epoch, "
+          f"epochs {first_epoch + 1}..{config.epochs}, {config.preset} recipe, "
+          f"{precision}; output in {out}/")
+    keeper = RunKeeper(out, config, steps, first_epoch)
+    model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+              callbacks=[keeper], shuffle=False, verbose=1)
+    if keeper.diverged_at:
+        epoch, step = keeper.diverged_at
+        print(f"error: training diverged: a NaN or infinite value at epoch {epoch}, step {step};"
+              f" the checkpoints of completed epochs are kept: lower --lr and --resume",
+              file=sys.stderr)
+        return 1
+    if keeper.signal:
+        saved = keeper.save_interrupted()
+        print(f"\nStopped ({signal.Signals(keeper.signal).name}) in epoch {keeper.epoch} at "
+              f"step {keeper.step}: {keeper.completed} epochs are saved"
+              + (f", and {saved}" if saved else "") + "; continue with --resume.",
+              file=sys.stderr)
+        return EXIT_CODES[keeper.signal]
+    return finish(model, out)
 
 
 def finish(model, out):
     """Export the generator and make the run's summary pictures."""
-    model.sampling_generator.save(out / "generator.keras")
+    generator = model.sampling_generator
+    if non_finite_weight(generator):
+        raise UserError("the generator's weights are not finite: nothing exported")
+    write_atomically(out / "generator.keras", generator.save)
     gif = make_gif(out)
-    history = out / "history.csv"
-    if history.is_file() and history.stat().st_size:
-        plot_losses(history, out / "losses.png")
+    if (out / HISTORY).is_file():
+        plot_losses(out / HISTORY, out / "losses.png")
     print(f"Saved {out / 'generator.keras'}" + (f", {gif}" if gif else "") +
           f" and {out / 'losses.png'}.")
-
-
-class TrainingDiverged(Exception):
-    """The run stopped on a non-finite loss (exit code 1: not the user's input)."""
+    return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        train(args)
+        return train(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except TrainingDiverged as error:
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C: every file is whole, the checkpoints kept
+        return EXIT_CODES[signal.SIGINT]
+    except OSError as error:  # a full disk, a folder removed under the run
+        print(f"error: {error.strerror or error}: {error.filename or ''}: the checkpoints of "
+              f"completed epochs are kept; free space or fix the folder, then --resume",
+              file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130  # the shell's code for Ctrl-C; the checkpoint is already saved
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,25 +1,32 @@
-"""Checkpoints that resume a run exactly, and the one-line errors of the command line.
+"""The run folder and its checkpoints, the one-line errors, and small helpers the scripts share.
 
-A checkpoint is two files in `<out>/checkpoints/`:
-    ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), D, both optimizers
-    ckpt-0003.json        the epoch, the settings of the run and the random-number state
-Both are written to a temporary name and renamed, the json last: a json on disk means its
-weights are complete, so a run killed at any moment leaves the last good checkpoint readable.
+A run folder (train.py's --out) holds one run. A lock file keeps a second process out, and every
+file in it is written to a temporary name and renamed, so a kill at any moment leaves the last
+complete version of each file. A checkpoint is two files in `<out>/checkpoints/`:
+    ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), D, the optimizers
+    ckpt-0003.json        the epochs completed, the run's config, the random state, and the
+                          weights file's SHA-256 (written last: a json means complete weights)
+`ckpt-0003-interrupted.*` holds the weights of a run stopped (Ctrl-C, SIGTERM) in epoch 4.
 """
 import argparse
+import errno
+import fcntl
+import hashlib
 import json
 import math
 import os
 import re
-import signal
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from recipes import MODEL_KEYS
+import config as config_lib
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FORMAT = 2  # the version of the json's layout; 1 predates config.Config
+LOCK_NAME = ".lock"
+TMP_PREFIX = ".tmp-"
+CHECKPOINT_NAME = re.compile(r"ckpt-(\d{4,})(-interrupted)?\.json")
 
 
 class UserError(Exception):
@@ -33,169 +40,279 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def checkpoint_files(ckpt_dir, epoch):
-    stem = Path(ckpt_dir) / f"ckpt-{epoch:04d}"
-    return stem.with_name(stem.name + ".weights.h5"), stem.with_name(stem.name + ".json")
+def first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
-def save_checkpoint(model, ckpt_dir, epoch, settings):
-    """Write checkpoint `epoch` (the number of completed epochs); returns the json's path."""
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    weights_path, meta_path = checkpoint_files(ckpt_dir, epoch)
-    tmp_weights = weights_path.with_name(".tmp-" + weights_path.name)
+# ---------------------------------------------------------------------------------------------
+# Pixels
+# ---------------------------------------------------------------------------------------------
+def to_unit_range(images):
+    """uint8 pixels 0..255 -> float32 in [-1, 1], tanh's range: numpy in, numpy out; a
+    TensorFlow tensor (in a tf.data pipeline) gives a tensor."""
+    if isinstance(images, np.ndarray):
+        return images.astype(np.float32) / 127.5 - 1.0
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """[-1, 1] floats [n, h, w, c] -> uint8 [n, h, w] (grey) or [n, h, w, 3] (colour)."""
+    images = squeeze_channel(np.asarray(images))
+    return np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8)
+
+
+def squeeze_channel(images):
+    """[n, h, w, 1] -> [n, h, w] (grey); colour [n, h, w, 3] stays."""
+    return images[..., 0] if images.shape[-1] == 1 else images
+
+
+# ---------------------------------------------------------------------------------------------
+# Files written atomically, the run folder's lock
+# ---------------------------------------------------------------------------------------------
+def write_atomically(path, write):
+    """`write(tmp_path)` writes the file under a temporary name in the same folder, which then
+    replaces `path` in one step: readers see the old file or the new one, never half of one.
+    The temporary name keeps the suffix (Keras and Pillow pick the format from it)."""
+    path = Path(path)
+    tmp = path.with_name(TMP_PREFIX + path.name)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave it empty
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text_atomically(path, text):
+    return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def remove_temporary_files(folder):
+    """Delete what a killed writer left behind (only `.tmp-` files of this project)."""
+    for tmp in Path(folder).rglob(TMP_PREFIX + "*"):
+        tmp.unlink(missing_ok=True)
+
+
+class FolderLock:
+    """An exclusive lock on a folder for this process's lifetime (fcntl.flock: released by the
+    kernel when the process dies, so a killed run never leaves the folder locked)."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / LOCK_NAME
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            self.file.close()
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise UserError(f"{folder} is in use by another train.py: wait for it to finish, "
+                            f"or give another --out") from None
+        self.file.truncate(0)
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+def checkpoint_json(ckpt_dir, epoch, interrupted=False):
+    return Path(ckpt_dir) / f"ckpt-{epoch:04d}{'-interrupted' if interrupted else ''}.json"
+
+
+def weights_of(meta_path):
+    return Path(meta_path).with_name(Path(meta_path).name[:-len(".json")] + ".weights.h5")
+
+
+def non_finite_weight(model):
+    """The path of the first weight holding a NaN or an infinity, or None."""
+    for variable in model.weights:
+        value = np.asarray(variable)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return variable.path
+    return None
+
+
+def save_checkpoint(model, ckpt_dir, epoch, interrupted_at=None):
+    """Write checkpoint `epoch` (epochs completed), or the weights of a run interrupted in the
+    epoch after it; returns the json's path. Non-finite weights are never written."""
+    bad = non_finite_weight(model)
+    if bad:
+        raise NonFiniteWeights(f"not saved: weight {bad} is not finite")
+    Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
+    meta_path = checkpoint_json(ckpt_dir, epoch, interrupted_at is not None)
+    weights = weights_of(meta_path)
     model.build_optimizers()
-    model.save_weights(tmp_weights)
-    os.replace(tmp_weights, weights_path)
-    meta = {"epoch": epoch, "settings": settings,
-            "rng_state": np.asarray(model.seed_generator.state).tolist()}
-    _write_atomically(meta_path, json.dumps(meta, indent=2))
+    write_atomically(weights, model.save_weights)
+    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "interrupted_at": interrupted_at,
+            "config": config_lib.to_dict(model.config),
+            "rng_state": np.asarray(model.seed_generator.state).tolist(),
+            "weights_sha256": sha256(weights)}
+    write_text_atomically(meta_path, json.dumps(meta, indent=2))
     return meta_path
 
 
-def _write_atomically(path, text):
-    tmp = path.with_name(".tmp-" + path.name)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+class NonFiniteWeights(Exception):
+    """The model's weights hold a NaN or an infinity: they must not be saved."""
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def list_checkpoints(ckpt_dir):
-    """The complete checkpoints' json paths, oldest first."""
-    metas = [p for p in Path(ckpt_dir).glob("ckpt-*.json") if re.fullmatch(r"ckpt-\d+", p.stem)]
-    complete = [p for p in metas if p.with_suffix(".weights.h5").is_file()]
-    return sorted(complete, key=lambda p: int(p.stem.split("-")[1]))
+    """Every checkpoint json with its weights beside it, oldest first (an interrupted one after
+    the completed checkpoint it started from)."""
+    found = []
+    for path in Path(ckpt_dir).glob("ckpt-*.json"):
+        match = CHECKPOINT_NAME.fullmatch(path.name)
+        if match and weights_of(path).is_file():
+            found.append(((int(match[1]), bool(match[2])), path))
+    return [path for _, path in sorted(found)]
 
 
-def latest_checkpoint(ckpt_dir):
-    checkpoints = list_checkpoints(ckpt_dir)
-    return checkpoints[-1] if checkpoints else None
-
-
-def read_checkpoint_meta(meta_path):
+def read_checkpoint(meta_path):
+    """A checkpoint's json, checked: readable, this project's format, a valid config, and
+    weights whose SHA-256 matches. Returns (meta, config.Config); a CheckpointError names
+    the file and what is wrong."""
+    meta_path = Path(meta_path)
     try:
-        return json.loads(Path(meta_path).read_text())
+        meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as error:
-        raise UserError(f"checkpoint {meta_path} cannot be read ({error}): delete it to resume "
-                        f"from the one before") from None
+        raise CheckpointError(f"checkpoint {meta_path} cannot be read ({first_line(error)})") \
+            from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{meta_path} is not a checkpoint of this version of train.py "
+                              f"(format {meta.get('format') if isinstance(meta, dict) else '?'}"
+                              f", expected {CHECKPOINT_FORMAT})")
+    try:
+        config = config_lib.from_dict(meta.get("config") or {},
+                                      name_of=lambda key: f"setting {key!r}")
+        epoch, rng = meta["epoch"], np.asarray(meta["rng_state"])
+        if not isinstance(epoch, int) or epoch < 0 or rng.shape != (2,) or rng.dtype.kind != "i":
+            raise ValueError("epoch or rng_state out of range")
+    except (config_lib.ConfigError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {meta_path} is damaged or edited: "
+                              f"{first_line(error)}") from None
+    weights = weights_of(meta_path)
+    if not weights.is_file() or sha256(weights) != meta.get("weights_sha256"):
+        raise CheckpointError(f"checkpoint weights {weights} are missing or damaged (their "
+                              f"SHA-256 does not match {meta_path.name})")
+    return meta, config
 
 
-def load_checkpoint(model, meta_path):
-    """Restore weights, optimizer state and random state into a compiled model; returns the
-    checkpoint's meta (its "epoch" is where training continues)."""
-    meta = read_checkpoint_meta(meta_path)
-    weights = Path(meta_path).with_suffix(".weights.h5")
+class CheckpointError(UserError):
+    """A checkpoint that cannot be trusted: unreadable, foreign, edited or damaged."""
+
+
+def load_checkpoint(model, meta_path, meta):
+    """Restore weights, optimizer state and random state into a compiled model, and check every
+    weight is finite. `meta` comes from read_checkpoint."""
+    weights = weights_of(meta_path)
     model.build_optimizers()  # the slots must exist before their saved values can load
     try:
         model.load_weights(weights)
-    except (ValueError, OSError) as error:  # saved shapes or variables that do not fit
-        raise UserError(f"checkpoint {weights} does not fit this model ({_first_line(error)}):"
-                        f" use the settings it was trained with") from None
+    except (ValueError, OSError, KeyError) as error:  # saved variables that do not fit
+        raise CheckpointError(f"checkpoint {weights} does not fit this model "
+                              f"({first_line(error)})") from None
+    bad = non_finite_weight(model)
+    if bad:
+        raise CheckpointError(f"checkpoint {weights} holds a NaN or infinite weight ({bad})")
     state = model.seed_generator.state
     state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
-    return meta
 
 
 def prune_checkpoints(ckpt_dir, keep):
-    """Delete all but the newest `keep` checkpoints."""
-    for meta_path in list_checkpoints(ckpt_dir)[:-keep]:
-        meta_path.with_suffix(".weights.h5").unlink(missing_ok=True)
-        meta_path.unlink(missing_ok=True)
+    """Keep the newest `keep` completed checkpoints, and an interrupted one only while no
+    completed checkpoint is newer."""
+    checkpoints = list_checkpoints(ckpt_dir)
+    completed = [p for p in checkpoints if not p.name.endswith("-interrupted.json")]
+    newest = int(CHECKPOINT_NAME.fullmatch(completed[-1].name)[1]) if completed else -1
+    stale = [p for p in checkpoints if p.name.endswith("-interrupted.json")
+             and int(CHECKPOINT_NAME.fullmatch(p.name)[1]) < newest]
+    for meta_path in completed[:-keep] + stale:
+        meta_path.unlink(missing_ok=True)  # the json first: without it the weights are unused
+        weights_of(meta_path).unlink(missing_ok=True)
 
 
 def all_finite(logs):
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """A checkpoint at every completed epoch end, keeping the newest `keep`; never one of an
-    epoch cut short (Ctrl-C, a non-finite loss), so NaN weights cannot replace a good one."""
-
-    def __init__(self, ckpt_dir, settings, keep=3):
-        super().__init__()
-        self.ckpt_dir, self.settings, self.keep = Path(ckpt_dir), settings, keep
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch_completed(self.model, logs):
-            save_checkpoint(self.model, self.ckpt_dir, epoch + 1, self.settings)
-            prune_checkpoints(self.ckpt_dir, self.keep)
-
-
-def epoch_completed(model, logs):
-    """False for an epoch that TrainingGuard cut short: fit still calls on_epoch_end then."""
-    return not model.stop_training and all_finite(logs)
-
-
-class TrainingGuard(keras.callbacks.Callback):
-    """Stops training cleanly at the end of the current step on Ctrl-C (SIGINT) or at the first
-    NaN or infinite loss, and remembers which: `interrupted`, `diverged_at` = (epoch, step),
-    both counted from 1. A signal handler, not the KeyboardInterrupt exception, so that Ctrl-C
-    never lands inside TensorFlow; a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = self.step = 0
-        self.interrupted = False
-        self.diverged_at = None
-        self._previous_handler = None
-
-    def on_train_begin(self, logs=None):
-        self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
-
-    def on_train_end(self, logs=None):
-        signal.signal(signal.SIGINT, self._previous_handler)
-
-    def _on_sigint(self, signum, frame):
-        self.interrupted = True
-        self.model.stop_training = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.step = epoch + 1, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step = batch + 1
-        if not all_finite(logs):
-            self.diverged_at = (self.epoch, self.step)
-            self.model.stop_training = True
+# ---------------------------------------------------------------------------------------------
+# A generator to draw from: a checkpoint's or an exported one (generate.py, evaluate.py)
+# ---------------------------------------------------------------------------------------------
+def add_generator_source(parser):
+    """The --checkpoint / --model choice of generate.py and evaluate.py."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a training checkpoint's .json")
+    source.add_argument("--model", help="a generator.keras that train.py exported")
 
 
 def load_generator(checkpoint=None, model=None, raw=False):
-    """The generator of a training checkpoint (its .json) or of an exported .keras file.
-    A checkpoint gives its moving average of G's weights where it has one, unless raw."""
+    """The generator of a training checkpoint (its .json) or of an exported .keras file, checked
+    to be one of this project's generators with finite weights. A checkpoint gives its moving
+    average of G's weights where it has one, unless raw."""
     if model:
-        path = Path(model)
-        if not path.is_file():
-            raise UserError(f"model file {path} does not exist: give the generator.keras that "
-                            f"a training run exported")
-        try:
-            return keras.saving.load_model(path)
-        except Exception as error:  # Keras raises many kinds for a file it cannot read
-            raise UserError(f"{path} is not a saved generator ({_first_line(error)}): give a "
-                            f"generator.keras file") from None
-    path = Path(checkpoint)
-    if not path.is_file() or path.suffix != ".json":
-        raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
-                        f"visual/stylegan/checkpoints/ckpt-0005.json")
-    gan = stylegan_from_settings(read_checkpoint_meta(path)["settings"])
-    gan.compile()
-    load_checkpoint(gan, path)
-    return gan.g if raw else gan.sampling_generator
+        generator = _load_exported(Path(model))
+    else:
+        path = Path(checkpoint)
+        if not path.is_file() or path.suffix != ".json":
+            raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
+                            f"visual/stylegan/checkpoints/ckpt-0005.json")
+        import stylegan  # here: loading a .keras file must not need the training code
+
+        meta, config = read_checkpoint(path)
+        gan = stylegan.make_gan(config)
+        load_checkpoint(gan, path, meta)
+        generator = gan.g if raw else gan.sampling_generator
+    return generator
 
 
-def stylegan_from_settings(settings):
-    """The StyleGAN model a run's settings describe (the tutorial's recipe for keys a run
-    lacks, as in runs that predate presets)."""
-    import stylegan  # here: stylegan.py stays free of this module
+def _load_exported(path):
+    import keras
 
-    image_size = settings.get("image_size") or 28
-    return stylegan.StyleGAN(
-        latent_dim=settings["latent_dim"], image_size=image_size,
-        channels=1 if image_size == 28 else 3, filters=settings.get("filters", 64),
-        max_filters=settings.get("max_filters", 256),
-        mapping_activation=settings["mapping_activation"],
-        loss=settings.get("loss", "nonsaturating"), d_steps=settings.get("d_steps", 1),
-        seed=settings.get("seed"), **{key: settings[key] for key in MODEL_KEYS if key in settings})
+    import stylegan  # registers the layers the saved generator names
+
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist: give the generator.keras that "
+                        f"a training run exported")
+    try:
+        generator = keras.saving.load_model(path)
+    except Exception as error:  # Keras raises many kinds for a file it cannot read
+        raise UserError(f"{path} is not a saved generator ({first_line(error)}): give a "
+                        f"generator.keras file") from None
+    if not stylegan.is_generator(generator):
+        raise UserError(f"{path} is a Keras model but not a generator of this project (it needs"
+                        f" inputs z and noise and the layers map and synthesis)")
+    bad = non_finite_weight(generator)
+    if bad:
+        raise UserError(f"{path} holds a NaN or infinite weight ({bad}): export it again from "
+                        f"a good checkpoint")
+    return generator
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+# ---------------------------------------------------------------------------------------------
+# Sizes checked before allocating
+# ---------------------------------------------------------------------------------------------
+def check_fits_in_memory(n_bytes, what, flag):
+    """A UserError when n_bytes is more than half of this machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this system: cannot tell
+        return
+    if n_bytes > total // 2:
+        raise UserError(f"{flag}: {what} would take {n_bytes / 2 ** 30:.1f} GiB, more than half "
+                        f"of this machine's {total / 2 ** 30:.1f} GiB: ask for less")

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 import stylegan
-from utils import epoch_completed
+from utils import to_uint8, write_atomically
 
 GIF_NAME = "generating.gif"
 GAP = 2  # pixels between cells
@@ -85,12 +85,6 @@ def _generate(generator, z, noise):
     return to_uint8(images)
 
 
-def to_uint8(images):
-    """[-1, 1] floats [n, h, w, c] -> uint8 [n, h, w] (grey) or [n, h, w, 3] (colour)."""
-    images = images[..., 0] if images.shape[-1] == 1 else images
-    return np.round((np.clip(images, -1, 1) + 1) * 127.5).astype(np.uint8)
-
-
 def _paste(canvas, image, top, left):
     canvas[top: top + image.shape[0], left: left + image.shape[1]] = image
 
@@ -99,12 +93,12 @@ def save_png(array, path, zoom=1):
     image = Image.fromarray(array)
     if zoom != 1:
         image = image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
-    image.save(path)
+    return write_atomically(path, image.save)
 
 
 class MixingGridCallback(keras.callbacks.Callback):
-    """Saves the mixing grid to `<out_dir>/<epoch>.png` (epochs counted from 1, as the progress
-    bar counts them) at each epoch end."""
+    """Draws the mixing grid of the model's sampling generator to `<out_dir>/<name>.png`
+    (train.py's RunKeeper calls `save_grid(epoch)` at each completed epoch, counted from 1)."""
 
     def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE):
         super().__init__()
@@ -112,19 +106,13 @@ class MixingGridCallback(keras.callbacks.Callback):
         self.coarse_size = coarse_size  # style layers up to this size come from the rows
         self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
 
-    def save_grid(self, epoch_number):
-        size = self.model.image_size
+    def save_grid(self, name):
+        size = self.model.img_shape[0]
         z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size)
         generator = self.model.sampling_generator
         grid = mixing_grid(generator, z1, z2, noise,
                            grid_crossover(generator, self.coarse_size))
-        path = self.out_dir / f"{epoch_number}.png"
-        save_png(grid, path, self.zoom or (2 if size <= 32 else 1))
-        return path
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch_completed(self.model, logs):  # no grid of an epoch cut short
-            self.save_grid(epoch + 1)
+        return save_png(grid, self.out_dir / f"{name}.png", self.zoom or (2 if size <= 32 else 1))
 
 
 def epoch_grids(out_dir):
@@ -139,13 +127,12 @@ def make_gif(out_dir, frame_ms=400):
     if not grids:
         return None
     frames = [Image.open(p) for p in grids]
-    path = Path(out_dir) / GIF_NAME
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
-    return path
+    return write_atomically(Path(out_dir) / GIF_NAME, lambda tmp: frames[0].save(
+        tmp, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0))
 
 
 def plot_losses(history_csv, path):
-    """Discriminator and generator loss per epoch, from Keras' CSVLogger file."""
+    """Discriminator and generator loss per epoch, from train.py's history.csv."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,13 +142,13 @@ def plot_losses(history_csv, path):
         rows = list(csv.DictReader(f))
     if not rows:
         return None
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    epochs = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for key in ("d_loss", "g_loss"):
         ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
     ax.set(xlabel="epoch", ylabel="mean loss over the epoch", title="StyleGAN training losses")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomically(path, fig.savefig)
     plt.close(fig)
     return path

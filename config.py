@@ -1,0 +1,195 @@
+"""Every setting of a run, in one place: the `Config` dataclass and the two recipes.
+
+`Config()` is the tutorial's recipe (its networks, its Adam, its mixing); `PRESETS["stylegan"]`
+is the recipe that measured best on the full MNIST (docs/results.md has the measurements behind
+every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-prob`), a
+checkpoint stores the config whole, and `from_dict` checks flags and files alike.
+
+A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
+"""
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+LOSSES = ("nonsaturating", "wgan-gp")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+FOLDER_SIZES = (32, 64, 128, 256)
+MNIST_SIZE = 28
+FIELD_LIMIT = 1 << 20  # a cap on counts and widths: anything larger is a typo, not a setting
+
+
+def setting(default, meaning, fixed=False, at_least=None, below=None, at_most=None,
+            choices=None):
+    """A Config field: its default, a one-line meaning (the flag's help) and its valid range:
+    at_least <= value (< below | <= at_most), or one of choices."""
+    return field(default=default, metadata=dict(
+        meaning=meaning, fixed=fixed, at_least=at_least, below=below, at_most=at_most,
+        choices=choices))
+
+
+@dataclass(frozen=True)
+class Config:
+    # -- the run
+    preset: str = setting("tutorial", "the recipe the run started from", fixed=True,
+                          choices=("tutorial", "stylegan"))
+    epochs: int = setting(10, "total epochs; --resume trains up to this many", at_least=1,
+                          at_most=FIELD_LIMIT)
+    batch_size: int = setting(64, "real images per step", at_least=1, at_most=FIELD_LIMIT)
+    seed: int = setting(0, "seeds the weights, the training draws, the data order and the grid",
+                        fixed=True, at_least=0, below=2 ** 31)
+    keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
+                        at_most=FIELD_LIMIT)
+    precision: str = setting("auto", "Keras dtype policy; auto: mixed_bfloat16 on a CPU with "
+                             "bfloat16 units and no GPU, else float32", choices=PRECISIONS)
+    # -- the data: MNIST (data, limit) or a folder of images (dataset, image_size)
+    data: str = setting("", "mnist.npz to train on (empty: MNIST_PATH, Keras' cache, the "
+                        "download, then the shipped sample)", fixed=True)
+    dataset: str = setting("", "a folder of .jpg/.png images to train on instead of MNIST",
+                           fixed=True)
+    image_size: int = setting(MNIST_SIZE, "image side: 28 for MNIST; with --dataset 32, 64, "
+                              "128 or 256", fixed=True, choices=(MNIST_SIZE, *FOLDER_SIZES))
+    limit: int = setting(0, "train on the first N images only (0: all)", fixed=True,
+                         at_least=0)
+    # -- the networks (tutorial: 秀代码)
+    latent_dim: int = setting(100, "size of each z", fixed=True, at_least=1,
+                              at_most=FIELD_LIMIT)
+    w_dim: int = setting(128, "size of w, the mapping net's output", fixed=True, at_least=1,
+                         at_most=FIELD_LIMIT)
+    mapping_layers: int = setting(3, "Dense layers in the mapping net", fixed=True,
+                                  at_least=1, at_most=64)
+    mapping_activation: str = setting("linear", "between the mapping net's Dense layers "
+                                      "(the tutorial found linear best on MNIST)", fixed=True,
+                                      choices=("linear", "leaky_relu"))
+    mapping_lr_mult: float = setting(1.0, "the mapping net's learning rate as a multiple of "
+                                     "G's (paper: 0.01); kept inside its layers", fixed=True,
+                                     at_least=1e-6, at_most=1.0)
+    filters: int = setting(64, "style block width (MNIST: every block; folders: at full "
+                           "resolution)", fixed=True, at_least=1, at_most=4096)
+    max_filters: int = setting(256, "folders: cap on the widths, which double towards 4x4",
+                               fixed=True, at_least=1, at_most=4096)
+    convs_per_block: int = setting(1, "style layers per resolution: 1 (tutorial) or 2 "
+                                   "(paper)", fixed=True, choices=(1, 2))
+    styled_to_image: bool = setting(False, "one more style slot, modulating to_image's input "
+                                    "(StyleGAN2's toRGB)", fixed=True)
+    equalized_lr: bool = setting(False, "equalised learning rate in every Dense and Conv2D "
+                                 "(paper)", fixed=True)
+    d_batchnorm: bool = setting(True, "BatchNormalization in the MNIST discriminator "
+                                "(tutorial)", fixed=True)
+    minibatch_std: bool = setting(False, "minibatch standard deviation channel in D (paper)",
+                                  fixed=True)
+    ema_beta: float = setting(0.0, "moving average of G's weights for pictures and export "
+                              "(0: off)", fixed=True, at_least=0.0, below=1.0)
+    # -- the training step
+    mixing_prob: float = setting(0.9, "share of training samples made from two z codes "
+                                 "(style-mixing regularisation)", at_least=0.0, at_most=1.0)
+    w_avg_beta: float = setting(0.995, "decay of w_avg, the mean w that truncation pulls "
+                                "towards", at_least=0.0, below=1.0)
+    loss: str = setting("nonsaturating", "the tutorial's loss, or wgan-gp (lambda gp_weight)",
+                        choices=LOSSES)
+    gp_weight: float = setting(10.0, "lambda of the WGAN-GP gradient penalty", at_least=0.0,
+                               at_most=1e6)
+    d_steps: int = setting(1, "D updates per G update", at_least=1, at_most=100)
+    r1_gamma: float = setting(0.0, "R1 penalty weight on real images (0: off; paper: 10)",
+                              at_least=0.0, at_most=1e6)
+    r1_every: int = setting(16, "lazy R1: on every N-th D step only", at_least=1,
+                            at_most=FIELD_LIMIT)
+    g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
+                                      "inference mode)")
+    # -- the optimizers: Adam for D and for G
+    g_lr: float = setting(0.001, "G's Adam learning rate", at_least=1e-12, at_most=10.0)
+    d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12, at_most=10.0)
+    beta_1: float = setting(0.0, "Adam beta_1 of both", at_least=0.0, below=1.0)
+    beta_2: float = setting(0.999, "Adam beta_2 of both", at_least=0.0, below=1.0)
+    lr_halved_from: int = setting(0, "halve G's and D's learning rates from this epoch on "
+                                  "(1 = the first; 0: never)", at_least=0)
+    # -- the pictures
+    grid_coarse_size: int = setting(7, "the grid's rows give the style layers up to this "
+                                    "size in pixels", at_least=1, at_most=4096)
+
+    @property
+    def channels(self):
+        return 1 if self.image_size == MNIST_SIZE else 3
+
+
+PRESETS = {"tutorial": Config()}
+PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers that measured best
+    PRESETS["tutorial"],
+    preset="stylegan",
+    mixing_prob=0.5,  # mixed images' FID within 1.3x of one-z images' (at 0.2: up to 1.6x)
+    beta_2=0.99,  # the paper's Adam betas (0, 0.99): no blow-up by epoch 10, 0.999 had one
+    lr_halved_from=5,  # before the full rate's drift (after epoch 6): FID falls every epoch
+    d_batchnorm=False,  # no train/inference gap in D for G's step to exploit
+    minibatch_std=True,  # D sees a batch short of variety
+    r1_gamma=1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
+    ema_beta=0.999,  # pictures and export from G's moving average
+    mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
+    styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
+    grid_coarse_size=28,  # rows give every style block, columns to_image's style
+)
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+class ConfigError(ValueError):
+    """A setting that is not valid; the message is one line and names it."""
+
+
+def flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def from_dict(values, name_of=flag):
+    """A Config from a dict of settings (flags merged over a preset, or a checkpoint's json),
+    after checking every key, type and range. `name_of(key)` names a setting in the messages
+    ("--mixing-prob" for flags, "mixing_prob" for a file)."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting {name_of(unknown[0])}")
+    for name, value in values.items():
+        _check_value(name, value, name_of)
+    config = Config(**values)
+    _check_combination(config, name_of)
+    return config
+
+
+def _check_value(name, value, name_of):
+    meta, kind = FIELDS[name].metadata, FIELDS[name].type
+    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+    ok_type = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+               or kind is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok_type:
+        raise ConfigError(f"{name_of(name)} must be {kind.__name__}, got {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name_of(name)} must be a finite number, got {value}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(f"{name_of(name)} must be one of "
+                          f"{', '.join(map(str, meta['choices']))}, got {value}")
+    low, below, high = meta["at_least"], meta["below"], meta["at_most"]
+    if (low is not None and value < low or below is not None and value >= below
+            or high is not None and value > high):
+        top = f"{below})" if below is not None else (f"{high}]" if high is not None else "...)")
+        raise ConfigError(f"{name_of(name)} must be in [{low}, {top}, got {value}")
+
+
+def _check_combination(config, name_of):
+    """Rules that tie two settings together."""
+    if config.dataset and config.image_size not in FOLDER_SIZES:
+        raise ConfigError(f"{name_of('image_size')} {config.image_size}: with a folder of "
+                          f"images use one of {', '.join(map(str, FOLDER_SIZES))}")
+    if not config.dataset and config.image_size != MNIST_SIZE:
+        raise ConfigError(f"{name_of('image_size')} {config.image_size}: MNIST is 28x28; "
+                          f"give {name_of('dataset')} DIR to train on other images")
+    if config.dataset and config.data:
+        raise ConfigError(f"{name_of('data')} and {name_of('dataset')} both given: train on "
+                          f"MNIST or on a folder, not both")
+    penalised = "R1" if config.r1_gamma else "WGAN-GP" if config.loss == "wgan-gp" else None
+    if penalised and config.d_batchnorm and config.image_size == MNIST_SIZE:
+        raise ConfigError(f"{penalised} needs D without BatchNorm (a gradient penalty is per "
+                          f"image; BatchNorm mixes the batch): add --no-d-batchnorm")
+
+
+def to_dict(config):
+    return dataclasses.asdict(config)
+
+
+def fixed_fields():
+    return [name for name, f in FIELDS.items() if f.metadata["fixed"]]
