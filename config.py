@@ -96,8 +96,8 @@ class Config:
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
                                       "inference mode)")
     # -- the optimizers: Adam for D and for G
-    g_lr: float = setting(0.001, "G's Adam learning rate", at_least=1e-12, at_most=10.0)
-    d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12, at_most=10.0)
+    g_lr: float = setting(0.001, "G's Adam learning rate", at_least=1e-12)
+    d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12)
     beta_1: float = setting(0.0, "Adam beta_1 of both", at_least=0.0, below=1.0)
     beta_2: float = setting(0.999, "Adam beta_2 of both", at_least=0.0, below=1.0)
     lr_halved_from: int = setting(0, "halve G's and D's learning rates from this epoch on "

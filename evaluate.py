@@ -27,7 +27,9 @@ import numpy as np  # noqa: E402
 
 import stylegan  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
-from utils import ArgumentParser, UserError, load_generator  # noqa: E402
+from utils import (ArgumentParser, UserError, add_generator_source,  # noqa: E402
+                   check_fits_in_memory, first_line, load_generator, to_unit_range,
+                   write_atomically, write_text_atomically)
 from visual import COARSE_SIZE, grid_crossover  # noqa: E402
 
 DEFAULT_CLASSIFIER = Path("visual/mnist_classifier.keras")
@@ -52,28 +54,29 @@ def build_classifier():
     ], name="mnist_classifier")
 
 
-def to_unit_range(images):
-    return images[..., None].astype("float32") / 127.5 - 1.0
-
-
 def get_classifier(path, mnist, epochs=3, verbose=1):
     """The cached classifier, or a new one trained on the train split and saved to `path`."""
     (x_train, y_train), (x_test, y_test) = mnist
     path = Path(path)
     if path.is_file():
-        classifier = keras.saving.load_model(path)
+        try:
+            classifier = keras.saving.load_model(path)
+            feature_model(classifier)
+        except Exception as error:  # damaged, or another model: Keras raises many kinds
+            raise UserError(f"--classifier {path} is not this project's MNIST classifier "
+                            f"({first_line(error)}): delete it to train a new one") from None
     else:
         print(f"Training the MNIST classifier once ({len(x_train):,} digits, {epochs} epochs); "
               f"cached in {path}")
         keras.utils.set_random_seed(0)
         classifier = build_classifier()
         classifier.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        classifier.fit(to_unit_range(x_train), y_train, batch_size=128, epochs=epochs,
-                       verbose=verbose)
+        classifier.fit(to_unit_range(x_train[..., None]), y_train, batch_size=128,
+                       epochs=epochs, verbose=verbose)
         path.parent.mkdir(parents=True, exist_ok=True)
-        classifier.save(path)
-    accuracy = float(np.mean(np.argmax(classifier.predict(to_unit_range(x_test), 256, verbose=0),
-                                       axis=1) == y_test))
+        write_atomically(path, classifier.save)
+    probabilities = classifier.predict(to_unit_range(x_test[..., None]), 256, verbose=0)
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == y_test))
     return classifier, accuracy
 
 
@@ -127,7 +130,11 @@ class Evaluator:
 
     def images(self, z_stack, psi=1.0):
         noise = self.rng.standard_normal((len(z_stack), 28, 28), dtype=np.float32)
-        return stylegan.generate(self.generator, z_stack, noise, psi, batch_size=self.batch_size)
+        images = stylegan.generate(self.generator, z_stack, noise, psi,
+                                   batch_size=self.batch_size)
+        if not np.isfinite(images).all():
+            raise UserError("the generator makes NaN or infinite pixels: nothing to measure")
+        return images
 
     def draw_z(self, n):
         return self.rng.standard_normal((n, self.latent_dim), dtype=np.float32)
@@ -167,7 +174,7 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
     """Every measure, as a dict."""
     (x_train, _), (x_test, _) = mnist
     ev = Evaluator(generator, classifier, seed)
-    test_features = ev.embed(to_unit_range(x_test))[0]
+    test_features = ev.embed(to_unit_range(x_test[..., None]))[0]
     real = x_train[np.random.default_rng(seed).permutation(len(x_train))[:samples]]
     single_features, single_probs = ev.embed(ev.single_latent(samples, psi))
     mixed_features = ev.embed(ev.random_mixes(samples, psi))[0]
@@ -176,7 +183,7 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
     return {
         "samples": samples, "truncation_psi": psi,
         "fid": fid(single_features, test_features),
-        "fid_real_floor": fid(ev.embed(to_unit_range(real))[0], test_features),
+        "fid_real_floor": fid(ev.embed(to_unit_range(real[..., None]))[0], test_features),
         "fid_mixed": fid(mixed_features, test_features),
         "class_shares": shares.round(4).tolist(),
         "kl_from_uniform": kl,
@@ -215,9 +222,7 @@ def format_table(result):
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a training checkpoint's .json")
-    source.add_argument("--model", help="an exported generator .keras file")
+    add_generator_source(p)
     p.add_argument("--data", help="mnist.npz (default: as train.py finds it)")
     p.add_argument("--samples", type=int, default=10000, help="generated digits per FID")
     p.add_argument("--pairs", type=int, default=2000, help="(z1, z2) pairs for attribution")
@@ -236,11 +241,29 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_args(args):
+    """Numbers and paths, before anything is loaded or measured: returns the json's path."""
+    if not 2 <= args.samples <= 10 ** 7 or not 1 <= args.pairs <= 10 ** 7:
+        raise UserError("--samples must be in [2, 10,000,000] and --pairs in [1, 10,000,000]")
+    check_fits_in_memory(2 * args.samples * 28 * 28 * 4, f"{args.samples:,} digits twice",
+                         "--samples")
+    if args.seed < 0 or args.classifier_epochs < 1 or not np.isfinite(args.psi):
+        raise UserError("--seed must be 0 or more, --classifier-epochs at least 1 and --psi a "
+                        "finite number")
+    source = Path(args.checkpoint or args.model)
+    suffix = ".raw.eval.json" if args.raw else ".eval.json"
+    out = Path(args.json) if args.json else source.with_name(source.stem + suffix)
+    if not out.parent.is_dir() or out.is_dir():
+        raise UserError(f"--json {out}: give a file in an existing folder")
+    if Path(args.classifier).is_dir():
+        raise UserError(f"--classifier {args.classifier} is a folder: give a .keras file name")
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if args.samples < 2 or args.pairs < 1:
-            raise UserError("--samples must be at least 2 and --pairs at least 1")
+        out = check_args(args)
         generator = load_generator(args.checkpoint, args.model, raw=args.raw)
         if tuple(generator.output.shape[1:]) != (28, 28, 1):
             raise UserError(f"the generator makes {generator.output.shape[1:]} images: "
@@ -249,20 +272,17 @@ def main(argv=None):
             mnist = load_mnist(args.data)
         except DataError as error:
             raise UserError(str(error)) from None
-        if mnist[0][1] is None or mnist[1][0] is None:
+        if mnist[0][1] is None or mnist[1][0] is None or mnist[1][1] is None:
             raise UserError("the data file needs y_train, x_test and y_test to evaluate")
         classifier, accuracy = get_classifier(args.classifier, mnist, args.classifier_epochs)
+        result = {"source": args.checkpoint or args.model, "raw": args.raw,
+                  "classifier_accuracy": accuracy,
+                  **evaluate(generator, classifier, mnist, args.samples, args.pairs, args.psi,
+                             args.seed, args.coarse_size)}
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = {"source": args.checkpoint or args.model, "raw": args.raw,
-              "classifier_accuracy": accuracy,
-              **evaluate(generator, classifier, mnist, args.samples, args.pairs, args.psi,
-                         args.seed, args.coarse_size)}
-    source = Path(args.checkpoint or args.model)
-    suffix = ".raw.eval.json" if args.raw else ".eval.json"
-    out = Path(args.json) if args.json else source.with_name(source.stem + suffix)
-    out.write_text(json.dumps(result, indent=2))
+    write_text_atomically(out, json.dumps(result, indent=2))
     print(format_table(result))
     if accuracy < 0.985:
         print("note: the classifier's test accuracy is below 98.5%: its features are a weak "

@@ -29,8 +29,10 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
-from utils import ArgumentParser, UserError, load_generator  # noqa: E402
-from visual import COARSE_SIZE, grid_crossover, to_uint8  # noqa: E402
+from utils import (ArgumentParser, UserError, add_generator_source,  # noqa: E402
+                   check_fits_in_memory, load_generator, squeeze_channel, to_uint8,
+                   write_atomically)
+from visual import COARSE_SIZE, grid_crossover  # noqa: E402
 
 
 class Explorer:
@@ -130,15 +132,9 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
     fig.supxlabel(xlabel, fontsize=9)
     fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
     return path
-
-
-def images(x):
-    """[n, h, w, 1] -> [n, h, w] (grey); colour [n, h, w, 3] stays."""
-    x = np.asarray(x)
-    return x[..., 0] if x.shape[-1] == 1 else x
 
 
 def cmd_mix(ex, args):
@@ -151,19 +147,19 @@ def cmd_mix(ex, args):
         w_a, w_b = ex.w(ex.z([a])), ex.w(ex.z([b]))
         row = np.concatenate([ex.from_w(w_a), ex.from_w(ex.mix(w_a, w_b, layers)),
                               ex.from_w(w_b)])
-        return save_figure(images(row)[None], args.out,
+        return save_figure(squeeze_channel(row)[None], args.out,
                            f"Style mixing: {which} from seed {a}, the rest from seed {b}",
                            col_labels=[f"source A (seed {a})", "mix", f"source B (seed {b})"])
     rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
     w_rows, w_cols = ex.w(ex.z(rows)), ex.w(ex.z(cols))
     mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
                              layers))
-    col_sources = images(ex.from_w(w_cols))
+    col_sources = squeeze_channel(ex.from_w(w_cols))
     image_shape = col_sources.shape[1:]
     cells = np.full((len(rows) + 1, len(cols) + 1, *image_shape), -1.0, np.float32)
     cells[0, 1:] = col_sources
-    cells[1:, 0] = images(ex.from_w(w_rows))
-    cells[1:, 1:] = images(mixes).reshape(len(rows), len(cols), *image_shape)
+    cells[1:, 0] = squeeze_channel(ex.from_w(w_rows))
+    cells[1:, 1:] = squeeze_channel(mixes).reshape(len(rows), len(cols), *image_shape)
     return save_figure(cells, args.out, f"Style mixing: {which} from the row seed, the rest "
                                         f"from the column seed",
                        row_labels=["", *(f"seed {s}" for s in rows)],
@@ -174,8 +170,9 @@ def cmd_mix(ex, args):
 def cmd_truncation(ex, args):
     seeds, psis = parse_seeds(args.seeds, "--seeds"), parse_floats(args.psis, "--psis")
     w = ex.w(ex.z(seeds))
-    w_avg = np.asarray(ex.mapping.w_avg)
-    cells = np.stack([images(ex.from_w(w_avg + psi * (w - w_avg))) for psi in psis], axis=1)
+    truncated = lambda psi: np.asarray(ex.mapping.truncate(w, psi))
+    cells = np.stack([squeeze_channel(ex.from_w(truncated(psi))) for psi in psis],
+                     axis=1)
     return save_figure(cells, args.out, "Truncation: w = w_avg + psi (w - w_avg)",
                        row_labels=[f"seed {s}" for s in seeds],
                        col_labels=[f"psi = {p:g}" for p in psis], xlabel="psi",
@@ -185,16 +182,16 @@ def cmd_truncation(ex, args):
 def cmd_noise(ex, args):
     w = ex.w(ex.z([args.seed]))
     rng = np.random.default_rng(args.noise_seed)
-    many = images(ex.from_w(np.repeat(w, args.draws, 0), ex.draw_noise(args.draws, rng)))
+    many = squeeze_channel(ex.from_w(np.repeat(w, args.draws, 0), ex.draw_noise(args.draws, rng)))
     std = many.std(axis=0)
     std_map = 2 * std / max(std.max(), 1e-8) - 1  # scaled to the image range
     top = [*many[: args.show], std_map]
-    off = [images(ex.from_w(w))[0]]
+    off = [squeeze_channel(ex.from_w(w))[0]]
     labels = ["all noise on"]
     for name, layer in noise_layers(ex.synthesis):
         saved = layer.noise_scale.numpy()
         layer.noise_scale.assign(np.zeros_like(saved))
-        off.append(images(ex.from_w(w))[0])
+        off.append(squeeze_channel(ex.from_w(w))[0])
         layer.noise_scale.assign(saved)
         labels.append(f"off in {name}")
     width = max(len(top), len(off))
@@ -230,7 +227,7 @@ def cmd_levels(ex, args):
         for layer in range(ex.n_style):
             row.append(ex.from_w(ex.mix(w_other[None], w_base, [layer]))[0])
         row.append(ex.from_w(w_other[None])[0])
-        rows.append(images(np.stack(row)))
+        rows.append(squeeze_channel(np.stack(row)))
     return save_figure(np.stack(rows), args.out,
                        f"What each style layer controls: seed {args.seed} with one layer's w "
                        f"from another seed",
@@ -252,8 +249,8 @@ def cmd_interpolate(ex, args):
         w_walk = (1 - t)[..., None] * w[a] + t[..., None] * w[b]
         left, right = to_uint8(ex.from_w(ex.w(z_walk))), to_uint8(ex.from_w(w_walk))
         frames += [_labelled_frame(l, r, f"{seeds[a]}->{seeds[b]}") for l, r in zip(left, right)]
-    frames[0].save(args.out, save_all=True, append_images=frames[1:], duration=80, loop=0)
-    return args.out
+    return write_atomically(args.out, lambda tmp: frames[0].save(
+        tmp, save_all=True, append_images=frames[1:], duration=80, loop=0))
 
 
 def _labelled_frame(left, right, caption, zoom=4):
@@ -274,19 +271,21 @@ def cmd_samples(ex, args):
     rng = np.random.default_rng(args.seed)
     if args.mixed:
         out = Path(args.mixed)
-        out.mkdir(parents=True, exist_ok=True)
         z1, z2 = (rng.standard_normal((args.n, ex.latent_dim), "float32") for _ in range(2))
         noise = ex.draw_noise(args.n, rng)
         k = grid_crossover(ex.generator, args.coarse_size)
         for name, z in (("coarse", stylegan.repeat_z(z1, ex.n_style)),
                         ("fine", stylegan.repeat_z(z2, ex.n_style)),
                         ("mixed", stylegan.mix_z(z1, z2, k, ex.n_style))):
-            np.save(out / f"{name}.npy", stylegan.generate(ex.generator, z, noise, args.psi))
+            save_npy(out / f"{name}.npy", stylegan.generate(ex.generator, z, noise, args.psi))
         return out
     z = stylegan.repeat_z(rng.standard_normal((args.n, ex.latent_dim), "float32"), ex.n_style)
     noise = ex.draw_noise(args.n, rng)
-    np.save(args.out, stylegan.generate(ex.generator, z, noise, args.psi))
-    return args.out
+    return save_npy(args.out, stylegan.generate(ex.generator, z, noise, args.psi))
+
+
+def save_npy(path, array):
+    return write_atomically(path, lambda tmp: np.save(tmp, array))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,23 +297,24 @@ def parse_seeds(text, flag):
     except ValueError:
         raise UserError(f"{flag} {text!r}: give comma-separated whole numbers, e.g. 1,2,3") \
             from None
-    if not seeds:
-        raise UserError(f"{flag}: give at least one seed")
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"{flag} {text!r}: give at least one seed, each 0 or more")
     return seeds
 
 
 def parse_floats(text, flag):
     try:
-        return [float(s) for s in text.split(",") if s.strip()]
+        values = [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise UserError(f"{flag} {text!r}: give comma-separated numbers, e.g. 1,0.7,0") from None
+        values = []
+    if not values or not np.isfinite(values).all():
+        raise UserError(f"{flag} {text!r}: give comma-separated finite numbers, e.g. 1,0.7,0")
+    return values
 
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="a training checkpoint's .json")
-    source.add_argument("--model", help="an exported generator .keras file")
+    add_generator_source(p)
     p.add_argument("--noise-seed", type=int, default=0, help="seed of the fixed noise image")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -364,13 +364,52 @@ COMMANDS = {"mix": cmd_mix, "truncation": cmd_truncation, "noise": cmd_noise,
             "levels": cmd_levels, "interpolate": cmd_interpolate, "samples": cmd_samples}
 
 
+OUT_SUFFIXES = {"interpolate": (".gif",), "samples": (".npy",)}  # the others: figures
+FIGURE_SUFFIXES = (".png", ".jpg", ".pdf", ".svg")
+BYTES_PER_IMAGE = 256 * 256 * 3 * 4  # float32 at the largest size train.py makes
+
+
+def check_args(args):
+    """Every number and the output path, before the generator is loaded."""
+    for name in ("draws", "show", "steps", "n"):
+        if getattr(args, name, 1) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("noise_seed", "seed"):
+        if getattr(args, name, 0) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be 0 or more, "
+                            f"got {getattr(args, name)}")
+    if not np.isfinite(getattr(args, "psi", 0.0)):
+        raise UserError(f"--psi must be a finite number, got {args.psi}")
+    if args.command in ("samples", "noise"):
+        count = args.draws if args.command == "noise" else args.n * (3 if args.mixed else 1)
+        check_fits_in_memory(count * BYTES_PER_IMAGE, f"{count:,} images", "--n or --draws")
+    for seed in args.pair or () if args.command == "mix" else ():
+        if seed < 0:
+            raise UserError(f"--pair: seeds are 0 or more, got {seed}")
+    out = Path(args.mixed if getattr(args, "mixed", None) else args.out)
+    suffixes = OUT_SUFFIXES.get(args.command, FIGURE_SUFFIXES)
+    if not getattr(args, "mixed", None) and out.suffix.lower() not in suffixes:
+        raise UserError(f"--out {out}: {args.command} writes {' or '.join(suffixes)} files")
+    folder = out if getattr(args, "mixed", None) else out.parent
+    if folder.exists() and not folder.is_dir() or not os.access(_existing(folder), os.W_OK):
+        raise UserError(f"--out {out}: cannot write there; give a writable path")
+
+
+def _existing(path):
+    """The path itself or its nearest existing parent."""
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
-        for name in ("draws", "show", "steps", "n"):
-            if getattr(args, name, 1) < 1:
-                raise UserError(f"--{name} must be at least 1")
+        check_args(args)
         explorer = Explorer(load_generator(args.checkpoint, args.model), args.noise_seed)
+        if args.command == "samples" and args.mixed:
+            Path(args.mixed).mkdir(parents=True, exist_ok=True)
         result = COMMANDS[args.command](explorer, args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -78,7 +78,7 @@ def read_mnist_npz(path):
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}  # an .npy has no .files: not an npz
-    except (OSError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as error:
+    except (OSError, ValueError, TypeError, AttributeError, zipfile.BadZipFile, EOFError) as error:
         raise DataError(f"data file {path} is not a readable .npz file ({first_line(error)}): "
                         f"give Keras' mnist.npz") from None
     if "x_train" not in arrays:

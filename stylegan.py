@@ -474,6 +474,15 @@ def mix_z(z1, z2, crossover, n_style):
     return ops.where(from_z1[..., None], z1, z2)
 
 
+def is_generator(model):
+    """True for a generator that build_generator made: inputs z [n, n_style, latent] and
+    noise [n, H, W], and the layers map and synthesis that truncation and mixing need."""
+    names = {layer.name for layer in getattr(model, "layers", [])}
+    inputs = getattr(model, "inputs", None) or []
+    return ({"map", "synthesis"} <= names and len(inputs) == 2
+            and len(inputs[0].shape) == 3 and len(inputs[1].shape) == 3)
+
+
 def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size=256):
     """Images [n, H, W, C] in [-1, 1] for z [n, n_style, latent] (numpy in, numpy out).
 

@@ -209,13 +209,13 @@ class RunKeeper(keras.callbacks.Callback):
     once); a signal handler, not the KeyboardInterrupt exception, so no signal lands inside
     TensorFlow or half-way through a file."""
 
-    def __init__(self, out, config, steps_per_epoch, initial_epoch):
+    def __init__(self, out, config, steps_per_epoch, history=()):
         super().__init__()
         self.out, self.config, self.steps_per_epoch = out, config, steps_per_epoch
         self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
-        self.completed = initial_epoch  # epochs completed and saved
+        self.history = list(history)  # one row per completed epoch, kept in every checkpoint
+        self.completed = len(self.history)  # epochs completed and saved
         self.signal = self.diverged_at = None
-        self.history = read_history(out / HISTORY, initial_epoch)
         self.grids = MixingGridCallback(out, seed=config.seed,
                                         coarse_size=config.grid_coarse_size)
         self._previous_handlers = {}
@@ -256,14 +256,16 @@ class RunKeeper(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.step < self.steps_per_epoch or self.diverged_at:
             return  # cut short: no checkpoint, row or grid of it
+        row = {"epoch": self.epoch, **{key: float(value) for key, value in logs.items()}}
         try:
-            save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch)
+            save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
+                            [*self.history, row])
         except NonFiniteWeights:
             return self.diverge()
-        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        self.history.append(row)
         self.completed = self.epoch
-        self.history.append({"epoch": self.epoch, **{k: float(v) for k, v in logs.items()}})
-        write_history(self.out / HISTORY, self.history)
+        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        write_history(self.out / HISTORY, self.history)  # a copy of the checkpoint's
         self.grids.save_grid(self.epoch)
 
     def save_interrupted(self):
@@ -273,24 +275,18 @@ class RunKeeper(keras.callbacks.Callback):
             return None
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
-                                    interrupted_at=[self.epoch, self.step])
+                                    self.history, interrupted_at=[self.epoch, self.step])
         except NonFiniteWeights:
             return None
         grid = self.grids.save_grid(f"interrupted-{self.epoch}")
         return f"its weights as {saved.name} and the grid {grid.name}"
 
 
-def read_history(path, epochs_done):
-    """The rows of the epochs completed so far (a row of an epoch that is trained again goes)."""
-    try:
-        with open(path, newline="") as f:
-            rows = [row for row in csv.DictReader(f)]
-        return [row for row in rows if int(row["epoch"]) <= epochs_done]
-    except (OSError, KeyError, ValueError):
-        return []
-
-
 def write_history(path, rows):
+    """history.csv: epoch (from 1), d_loss, g_loss; rewritten whole from the checkpoint's rows,
+    so it has exactly one row per completed epoch whatever stopped the run before."""
+    if not rows:
+        return
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -299,19 +295,28 @@ def write_history(path, rows):
 
 
 def train(args):
-    """Check everything, then train; returns the exit code."""
-    out, lock = open_run_folder(args.out, args.resume)
+    """Check everything, then train; returns the exit code. A fresh run's flags and data are
+    checked before its folder is touched; a resumed run's come from the folder."""
+    if args.resume:
+        out, lock = open_run_folder(args.out, resume=True)
+    else:
+        config = resolve_config(args)
+        data = load_training_data(config, first_epoch=0)
+        out, lock = open_run_folder(args.out, resume=False)
     try:
-        return train_in(out, args)
+        resume_from = None
+        if args.resume:
+            resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
+            config = resolve_config(args, resume_from[2])
+            data = load_training_data(config, first_epoch=resume_from[1]["epoch"])
+        return train_in(out, args, data, resume_from)
     finally:
         lock.release()
 
 
-def train_in(out, args):
-    resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR) if args.resume else None
-    config = resolve_config(args, resume_from and resume_from[2])
+def train_in(out, args, data, resume_from):
+    dataset, steps, n_images, config = data
     first_epoch = resume_from[1]["epoch"] if resume_from else 0
-    dataset, steps, n_images, config = load_training_data(config, first_epoch)
     strategy = make_strategy(args.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
@@ -330,7 +335,9 @@ def train_in(out, args):
     print(f"Training on {n_images:,} images, {steps} steps of {config.batch_size} per epoch, "
           f"epochs {first_epoch + 1}..{config.epochs}, {config.preset} recipe, "
           f"{precision}; output in {out}/")
-    keeper = RunKeeper(out, config, steps, first_epoch)
+    history = resume_from[1]["history"] if resume_from else []
+    write_history(out / HISTORY, history)  # drops the row of an epoch trained again
+    keeper = RunKeeper(out, config, steps, history)
     model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
               callbacks=[keeper], shuffle=False, verbose=1)
     if keeper.diverged_at:

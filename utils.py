@@ -141,9 +141,10 @@ def non_finite_weight(model):
     return None
 
 
-def save_checkpoint(model, ckpt_dir, epoch, interrupted_at=None):
+def save_checkpoint(model, ckpt_dir, epoch, history=(), interrupted_at=None):
     """Write checkpoint `epoch` (epochs completed), or the weights of a run interrupted in the
-    epoch after it; returns the json's path. Non-finite weights are never written."""
+    epoch after it; returns the json's path. `history`: the mean losses of every completed
+    epoch, one dict per epoch, which history.csv shows. Non-finite weights are never written."""
     bad = non_finite_weight(model)
     if bad:
         raise NonFiniteWeights(f"not saved: weight {bad} is not finite")
@@ -153,7 +154,7 @@ def save_checkpoint(model, ckpt_dir, epoch, interrupted_at=None):
     model.build_optimizers()
     write_atomically(weights, model.save_weights)
     meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "interrupted_at": interrupted_at,
-            "config": config_lib.to_dict(model.config),
+            "history": list(history), "config": config_lib.to_dict(model.config),
             "rng_state": np.asarray(model.seed_generator.state).tolist(),
             "weights_sha256": sha256(weights)}
     write_text_atomically(meta_path, json.dumps(meta, indent=2))
@@ -203,6 +204,8 @@ def read_checkpoint(meta_path):
         epoch, rng = meta["epoch"], np.asarray(meta["rng_state"])
         if not isinstance(epoch, int) or epoch < 0 or rng.shape != (2,) or rng.dtype.kind != "i":
             raise ValueError("epoch or rng_state out of range")
+        if [row["epoch"] for row in meta["history"]] != list(range(1, epoch + 1)):
+            raise ValueError(f"history does not hold one row for each of {epoch} epochs")
     except (config_lib.ConfigError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint {meta_path} is damaged or edited: "
                               f"{first_line(error)}") from None

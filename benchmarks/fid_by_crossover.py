@@ -39,7 +39,7 @@ def main(argv=None):
     mnist = load_mnist(args.data)
     classifier, _ = evaluate.get_classifier(args.classifier, mnist)
     ev = evaluate.Evaluator(load_generator(args.checkpoint), classifier, args.seed)
-    test_features = ev.embed(evaluate.to_unit_range(mnist[1][0]))[0]
+    test_features = ev.embed(to_unit_range(mnist[1][0][..., None]))[0]
     features, probabilities = ev.embed(ev.single_latent(args.samples))
     single = evaluate.fid(features, test_features)
     print("| images | FID | / 1 latent | class shares min-max |\n|---|---|---|---|")

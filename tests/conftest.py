@@ -11,6 +11,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 import stylegan  # noqa: E402
+from config import Config  # noqa: E402
 
 SAMPLE = ROOT / "data" / "mnist_sample.npz"
 TINY = dict(latent_dim=8, w_dim=16, filters=8)  # small enough for a test to train in seconds
@@ -24,12 +25,15 @@ def float32_policy():
     keras.mixed_precision.set_dtype_policy("float32")
 
 
+def tiny_gan(**settings):
+    """A compiled StyleGAN of TINY widths and the given settings (the tutorial's for the rest)."""
+    keras.utils.set_random_seed(0)
+    return stylegan.make_gan(Config(**{**TINY, **settings}))
+
+
 @pytest.fixture
 def tiny_model():
-    keras.utils.set_random_seed(0)
-    model = stylegan.StyleGAN(**TINY, seed=0)
-    model.compile()
-    return model
+    return tiny_gan()
 
 
 def train_in_subprocess(*flags, cwd=ROOT):

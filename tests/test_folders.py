@@ -11,9 +11,16 @@ import folder_ds
 import stylegan
 import train as train_cli
 import visual
+from config import Config
 from conftest import ROOT
 
-SMALL = dict(image_size=32, channels=3, latent_dim=8, w_dim=16, filters=8, max_filters=16)
+SMALL = dict(image_size=32, latent_dim=8, w_dim=16, filters=8, max_filters=16)
+
+
+def small_gan(**settings):
+    """A compiled StyleGAN for 32x32 colour images."""
+    keras.utils.set_random_seed(0)
+    return stylegan.make_gan(Config(**SMALL, **settings))
 
 
 @pytest.fixture
@@ -62,7 +69,7 @@ def test_the_generator_grows_one_style_block_per_doubling():
     arch = stylegan.architecture(64, filters=32, max_filters=128)
     assert arch == {"n_style": 5, "filters": [128, 128, 128, 64, 32],
                     "upsample": [False, True, True, True, True], "const_channels": 128}
-    model = stylegan.StyleGAN(**SMALL)
+    model = small_gan()
     assert model.n_style == 4  # 4, 8, 16, 32
     assert model.g.output.shape == (None, 32, 32, 3)
     assert model.d(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 1)
@@ -72,11 +79,10 @@ def test_the_generator_grows_one_style_block_per_doubling():
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_one_training_step_for_each_loss(image_folder, loss):
-    keras.utils.set_random_seed(0)
-    model = stylegan.StyleGAN(**SMALL, loss=loss, d_steps=2, seed=0)
-    model.compile()
+    model = small_gan(loss=loss, d_steps=2)
     g_before, d_before = model.g.get_weights(), model.d.get_weights()
-    dataset = folder_ds.make_folder_dataset(folder_ds.load_folder(image_folder, 32), 32, 8).take(1)
+    dataset, _ = folder_ds.make_folder_dataset(folder_ds.load_folder(image_folder), 32, 8)
+    dataset = dataset.take(1)
     history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
     assert model.d_optimizer.iterations.numpy() == 2 and model.g_optimizer.iterations.numpy() == 1
@@ -85,7 +91,7 @@ def test_one_training_step_for_each_loss(image_folder, loss):
 
 
 def test_the_gradient_penalty_measures_the_critic_gradient_norm():
-    model = stylegan.StyleGAN(**SMALL, loss="wgan-gp")
+    model = small_gan(loss="wgan-gp")
     critic = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
                                keras.layers.Dense(1)])
     kernel = np.full((32 * 32 * 3, 1), 3.0 / np.sqrt(32 * 32 * 3), "float32")  # norm 3
@@ -96,7 +102,7 @@ def test_the_gradient_penalty_measures_the_critic_gradient_norm():
 
 
 def test_the_mixing_grid_is_in_colour():
-    model = stylegan.StyleGAN(**SMALL)
+    model = small_gan()
     z1, z2, noise = visual.grid_inputs(8, n=2, seed=0, image_size=32)
     grid = visual.mixing_grid(model.g, z1, z2, noise, visual.grid_crossover(model.g))
     side = 3 * 32 + visual.GAP + 3 * visual.GAP  # 3 cells, a gap, a wider gap after the header
@@ -140,7 +146,7 @@ def test_generate_py_works_on_a_colour_generator(tmp_path, command, out):
     import generate
 
     path = tmp_path / "generator.keras"
-    stylegan.StyleGAN(**SMALL).g.save(path)
+    small_gan().g.save(path)
     assert generate.main(["--model", str(path), *command, "--out", str(tmp_path / out)]) == 0
     if out.endswith(".npy"):
         assert np.load(tmp_path / out).shape == (3, 32, 32, 3)
@@ -154,10 +160,10 @@ def test_each_replica_draws_its_own_share_of_z(tmp_path):
         "cpu = tf.config.list_physical_devices('CPU')[0]\n"
         "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
         " * 2)\n"
-        "sys.path.insert(0, sys.argv[1]); import stylegan\n"
+        "sys.path.insert(0, sys.argv[1]); import stylegan, config\n"
         "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
         "with strategy.scope():\n"
-        "    model = stylegan.StyleGAN(latent_dim=8, w_dim=16, filters=8, seed=0)\n"
+        "    model = stylegan.make_gan(config.Config(latent_dim=8, w_dim=16, filters=8))\n"
         "draw = tf.function(lambda: strategy.run(lambda: model.draw_inputs(4)[0]))\n"
         "a, b = [np.asarray(t) for t in draw().values]\n"
         "print('same' if np.allclose(a, b) else 'different', a.shape)\n")

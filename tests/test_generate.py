@@ -1,4 +1,6 @@
 """generate.py: every subcommand on a tiny generator, determinism, one-line errors."""
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -86,8 +88,10 @@ def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_mo
                                                                          capsys):
     assert generate.main(["--checkpoint", str(tmp_path / "none.json"), "mix"]) == 2
     assert "is not a checkpoint's .json file" in capsys.readouterr().err
-    meta = utils.save_checkpoint(tiny_model, tmp_path, 1, {"latent_dim": 100,
-                                                           "mapping_activation": "linear"})
+    meta = utils.save_checkpoint(tiny_model, tmp_path, 1)
+    saved = json.loads(meta.read_text())
+    saved["config"]["latent_dim"] = 100  # a hand-edited json: its weights are of latent 8
+    meta.write_text(json.dumps(saved))
     assert generate.main(["--checkpoint", str(meta), "mix"]) == 2
     err = capsys.readouterr().err
     assert "does not fit this model" in err and err.count("\n") == 1

@@ -24,7 +24,7 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     assert (out / "2.png").is_file() and (out / "checkpoints" / "ckpt-0002.json").is_file()
     with open(out / "history.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
 
 
 def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
@@ -59,54 +59,73 @@ def test_auto_precision_picks_bfloat16_only_on_a_cpu_with_bfloat16_units(tmp_pat
     assert train_cli.auto_precision() == "float32"  # GPUs were not measured
 
 
-def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
+def resolve(*flags, saved=None):
     import train as train_cli
 
-    resolve = lambda *flags, saved=None: train_cli.resolve_settings(
-        train_cli.parse_args([*flags, "--precision", "float32"]), saved)
-    default = resolve()
-    assert default["preset"] == "stylegan"
-    assert {k: default[k] for k in train_cli.RECIPE_KEYS} == train_cli.PRESETS["stylegan"]
-    tutorial = resolve("--preset", "tutorial", "--r1-gamma", "5")
-    assert tutorial["r1_gamma"] == 5.0  # the flag wins over the preset
-    assert tutorial["g_lr"] == tutorial["d_lr"] == 0.001 and tutorial["beta_1"] == 0.0
-    assert tutorial["d_batchnorm"] and tutorial["convs_per_block"] == 1
+    return train_cli.resolve_config(train_cli.parse_args(list(map(str, flags))), saved)
+
+
+def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
+    from config import PRESETS, Config
+
+    assert resolve() == PRESETS["stylegan"]  # the command line's default: the measured best
+    assert PRESETS["tutorial"] == Config()  # Config's defaults: the tutorial's recipe
+    tutorial = resolve("--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", "5")
+    assert tutorial.r1_gamma == 5.0 and not tutorial.d_batchnorm  # the flags win over the preset
+    assert tutorial.g_lr == tutorial.d_lr == 0.001 and tutorial.beta_1 == 0.0
+    assert tutorial.convs_per_block == 1 and tutorial.preset == "tutorial"
     both = resolve("--lr", "0.01", "--d-lr", "0.002")
-    assert both["g_lr"] == 0.01 and both["d_lr"] == 0.002  # --d-lr wins over --lr
-    # a checkpoint from before presets: the tutorial's recipe, whatever the default is now
-    old = resolve(saved={"latent_dim": 100, "lr": 0.001, "seed": 0})
-    assert old["preset"] == "tutorial" and old["ema_beta"] == 0.0
+    assert both.g_lr == 0.01 and both.d_lr == 0.002  # --d-lr wins over --lr
+
+
+def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
+    import train as train_cli
+    from config import FIELDS
+
+    with pytest.raises(SystemExit):
+        train_cli.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, field in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in text, flag
+        assert " ".join(field.metadata["meaning"].split()) in text, name
 
 
 def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
-    import train as train_cli
     from utils import UserError
 
-    saved = train_cli.resolve_settings(train_cli.parse_args(["--precision", "float32"]))
-    resume = lambda *flags: train_cli.resolve_settings(
-        train_cli.parse_args([*flags, "--precision", "float32", "--resume"]), saved)
+    saved = resolve()
     with pytest.raises(UserError, match="trained with --styled-to-image True"):
-        resume("--no-styled-to-image")
+        resolve("--no-styled-to-image", saved=saved)
     with pytest.raises(UserError, match="trained with --mapping-lr-mult 0.01"):
-        resume("--mapping-lr-mult", "1")
-    changed = resume("--mixing-prob", "0.3", "--lr", "0.0005")
-    assert changed["mixing_prob"] == 0.3 and changed["g_lr"] == changed["d_lr"] == 0.0005
+        resolve("--mapping-lr-mult", "1", saved=saved)
+    changed = resolve("--mixing-prob", "0.3", "--lr", "0.0005", saved=saved)
+    assert changed.mixing_prob == 0.3 and changed.g_lr == changed.d_lr == 0.0005
 
 
-def test_the_learning_rates_halve_from_the_given_epoch_on():
+def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
     import train as train_cli
+    from stylegan import make_gan
 
-    settings = train_cli.resolve_settings(train_cli.parse_args(
-        ["--precision", "float32", "--lr", "0.002", "--lr-halved-from", "3"]))
-    model = train_cli.build_model(settings, jit=False)
-    drop = train_cli.LearningRateDrop(settings)
-    drop.set_model(model)
-    rates = lambda: [float(o.learning_rate) for o in
-                     (model.d_optimizer, model.g_optimizer, model.m_optimizer)]
-    drop.on_epoch_begin(1)  # the second epoch: full rates
-    assert rates() == pytest.approx([0.002, 0.002, 0.002 * settings["mapping_lr_mult"]])
-    drop.on_epoch_begin(2)  # the third: halved, the mapping net's too
-    assert rates() == pytest.approx([0.001, 0.001, 0.001 * settings["mapping_lr_mult"]])
-    settings["lr_halved_from"] = 0  # never
-    drop.on_epoch_begin(9)
-    assert rates()[0] == pytest.approx(0.002)
+    config = resolve("--lr", "0.002", "--lr-halved-from", "3", "--precision", "float32")
+    model = make_gan(config)
+    keeper = train_cli.RunKeeper(tmp_path, config, steps_per_epoch=1)
+    keeper.set_model(model)
+    rates = lambda: [float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)]
+    keeper.on_epoch_begin(1)  # the second epoch: full rates
+    assert rates() == pytest.approx([0.002, 0.002])
+    keeper.on_epoch_begin(2)  # the third: halved
+    assert rates() == pytest.approx([0.001, 0.001])
+
+
+def test_one_lever_travels_from_flag_to_checkpoint_to_resume(tmp_path):
+    """--r1-every: a flag, a Config field, stored in the checkpoint, read back on --resume."""
+    import utils
+
+    out = tmp_path / "run"
+    first = train("--epochs", 1, "--limit", 64, "--r1-every", 7, "--out", out)
+    assert first.returncode == 0, first.stderr
+    meta, config = utils.read_checkpoint(out / "checkpoints" / "ckpt-0001.json")
+    assert config.r1_every == 7 and meta["config"]["r1_every"] == 7
+    assert resolve("--resume", saved=config).r1_every == 7  # left out: the run's own
+    assert resolve("--resume", "--r1-every", 3, saved=config).r1_every == 3

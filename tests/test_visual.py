@@ -4,12 +4,13 @@ from PIL import Image
 
 import stylegan
 import visual
+from conftest import tiny_gan
 
 
 def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path):
     callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1)  # rows: 7x7, 14x14
     callback.set_model(tiny_model)
-    grid = np.asarray(Image.open(callback.save_grid(epoch_number=4)))
+    grid = np.asarray(Image.open(callback.save_grid(4)))
     assert (tmp_path / "4.png").is_file()
     cell = 28 + visual.GAP
     assert grid.shape == (4 * cell - visual.GAP,) * 2
@@ -44,7 +45,7 @@ def test_the_grid_crossover_splits_coarse_from_fine_by_layer_size(tiny_model):
     assert visual.grid_crossover(tiny_model.g, 14) == 2  # 7, 14 | 28
     assert visual.grid_crossover(tiny_model.g) == 2  # the default (28): one layer left
     assert visual.grid_crossover(tiny_model.g, 3) == 1  # and one for the rows
-    paper = stylegan.StyleGAN(latent_dim=8, w_dim=16, filters=8, convs_per_block=2)
+    paper = tiny_gan(convs_per_block=2)
     assert visual.grid_crossover(paper.g, 14) == 4  # 7, 7, 14, 14 | 28, 28
     assert visual.grid_crossover(paper.g) == 5  # 7, 7, 14, 14, 28 | 28
 
@@ -63,6 +64,6 @@ def test_the_gif_plays_the_grids_in_epoch_order(tmp_path):
 
 def test_the_loss_plot_is_drawn_from_the_history(tmp_path):
     csv_path = tmp_path / "history.csv"
-    csv_path.write_text("epoch,d_loss,g_loss\n0,0.7,0.9\n1,0.6,1.1\n")
+    csv_path.write_text("epoch,d_loss,g_loss\n1,0.7,0.9\n2,0.6,1.1\n")
     path = visual.plot_losses(csv_path, tmp_path / "losses.png")
     assert Image.open(path).size[0] > 100

@@ -1,0 +1,243 @@
+"""The README's Reliability promises, one test per kind of failure: kills at random moments,
+signals, a second run, two runs at once, damaged and edited checkpoints, divergence, the data a
+resumed run trains on, files written atomically, disk use."""
+import csv
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import train as train_cli
+import utils
+from conftest import ROOT, SAMPLE
+from conftest import train_in_subprocess as train
+
+QUICK = ["--limit", "64", "--batch-size", "32", "--data", SAMPLE]  # 2 steps an epoch
+
+
+def start_training(out, *flags):
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *map(str, QUICK),
+                             "--out", str(out), *map(str, flags)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def history_epochs(out):
+    with open(out / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def check_run_folder(out):
+    """Every checkpoint readable, finite and named by its completed epochs; history.csv one row
+    per completed epoch up to the newest checkpoint's; no temporary file once nothing runs."""
+    newest = 0
+    for meta_path in utils.list_checkpoints(out / "checkpoints"):
+        meta, _ = utils.read_checkpoint(meta_path)  # SHA-256, format, config, history
+        interrupted = meta_path.name.endswith("-interrupted.json")
+        assert meta_path == utils.checkpoint_json(out / "checkpoints", meta["epoch"],
+                                                  interrupted)
+        assert (meta["interrupted_at"] is not None) == interrupted
+        with h5py.File(utils.weights_of(meta_path)) as h5:
+            arrays = []
+            h5.visititems(lambda name, item: arrays.append(item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+        floats = [a for a in arrays if np.asarray(a).dtype.kind == "f"]
+        assert floats and all(np.isfinite(a).all() for a in floats), meta_path
+        newest = max(newest, meta["epoch"])
+    if (out / "history.csv").exists():
+        epochs = history_epochs(out)
+        assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) <= newest + 1
+
+
+def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
+    out, epochs = tmp_path / "run", 5
+    rng = random.Random(0)
+    process = start_training(out, "--epochs", epochs, "--keep", 10)
+    for signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+        wait_for(out / "checkpoints", process)
+        time.sleep(rng.uniform(0.0, 2.0))  # mid-step, mid-checkpoint, mid-grid: anywhere
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+        assert "Traceback" not in stderr, stderr
+        if signum != signal.SIGKILL and process.returncode != 0:  # handled: a clean stop
+            assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+            assert "continue with --resume" in stderr
+        check_run_folder(out)
+        resume = ["--resume"] if utils.list_checkpoints(out / "checkpoints") else []
+        process = start_training(out, "--epochs", epochs, "--keep", 10, *resume)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr
+    check_run_folder(out)
+    assert history_epochs(out) == list(range(1, epochs + 1))
+    assert not list(out.rglob(utils.TMP_PREFIX + "*"))
+    assert (out / "generator.keras").is_file() and (out / f"{epochs}.png").is_file()
+
+
+def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes_on(tmp_path):
+    out = tmp_path / "run"
+    process = start_training(out, "--epochs", 1000, "--limit", 640)  # 20 steps an epoch
+    wait_for(out / "checkpoints" / "ckpt-0001.json", process)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    interrupted = list((out / "checkpoints").glob("ckpt-*-interrupted.json"))
+    if interrupted:  # stopped mid-epoch (not in the few ms after an epoch's last step)
+        meta, _ = utils.read_checkpoint(interrupted[0])
+        assert meta["epoch"] < meta["interrupted_at"][0] and list(out.glob("interrupted-*.png"))
+    done = max(utils.read_checkpoint(p)[0]["epoch"]
+               for p in utils.list_checkpoints(out / "checkpoints"))
+    resumed = train(*QUICK, "--limit", 640, "--resume", "--epochs", done + 1, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout
+    assert history_epochs(out) == list(range(1, done + 2))
+    assert not list((out / "checkpoints").glob("*-interrupted.json"))  # superseded: pruned
+
+
+def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main([*map(str, QUICK), "--epochs", "1", "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert train_cli.main([*map(str, QUICK), "--epochs", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already holds a run" in err and "--resume" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_second_process_on_a_locked_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = utils.FolderLock(out)  # as a running train.py holds it
+    try:
+        assert train_cli.main([*map(str, QUICK), "--out", str(out)]) == 2
+        assert "is in use by another train.py" in capsys.readouterr().err
+    finally:
+        lock.release()
+    assert not list(out.glob("[!.]*"))
+
+
+def test_a_damaged_checkpoint_is_refused_by_name_and_resume_takes_the_one_before(tmp_path):
+    out = tmp_path / "run"
+    assert train(*QUICK, "--epochs", 2, "--out", out).returncode == 0
+    weights = out / "checkpoints" / "ckpt-0002.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # bytes overwritten in place
+    weights.write_bytes(bytes(data))
+    resumed = train("--resume", "--epochs", 2, "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint weights {weights} are missing or damaged" in resumed.stderr
+    assert "Resuming from ckpt-0001.json: 1 epochs done" in resumed.stdout
+    assert "Epoch 2/2" in resumed.stdout
+    assert utils.read_checkpoint(out / "checkpoints" / "ckpt-0002.json")  # written anew
+
+
+def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_path, capsys):
+    import generate
+
+    meta_path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    meta = json.loads(meta_path.read_text())
+    for edit, message in [(lambda m: m["config"].update(mixing_prob=7), "mixing_prob"),
+                          (lambda m: m["config"].update(colour="red"), "unknown setting"),
+                          (lambda m: m.update(format=1), "not a checkpoint of this version"),
+                          (lambda m: m.update(history=[]), "one row for each of 1 epochs")]:
+        edited = json.loads(json.dumps(meta))
+        edit(edited)
+        meta_path.write_text(json.dumps(edited))
+        assert generate.main(["--checkpoint", str(meta_path), "mix"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+        assert str(meta_path) in err
+
+
+def test_nan_weights_are_never_saved_nor_loaded(tiny_model, tmp_path, capsys):
+    import generate
+
+    good = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    tiny_model.mapping.w_avg.assign(np.full(16, np.nan, "float32"))  # a weight no loss sees
+    with pytest.raises(utils.NonFiniteWeights):
+        utils.save_checkpoint(tiny_model, tmp_path, 2, [{"epoch": 1}, {"epoch": 2}])
+    assert utils.list_checkpoints(tmp_path) == [good]
+    tiny_model.g.save(tmp_path / "nan.keras")
+    assert generate.main(["--model", str(tmp_path / "nan.keras"), "mix"]) == 2
+    assert "holds a NaN or infinite weight" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_cli.main([*map(str, QUICK), "--epochs", "1", "--out", str(out)]) == 0
+    good = (out / "checkpoints" / "ckpt-0001.weights.h5").read_bytes()
+    capsys.readouterr()
+    assert train_cli.main(["--epochs", "3", "--lr", "1e30", "--resume", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged: a NaN or infinite value at epoch 2, step" in err
+    assert (out / "checkpoints" / "ckpt-0001.weights.h5").read_bytes() == good
+    assert not (out / "checkpoints" / "ckpt-0002.json").exists()
+    assert not (out / "2.png").exists()
+
+
+def test_resume_trains_on_the_runs_own_data_and_refuses_another(tmp_path, monkeypatch, capsys):
+    out, other = tmp_path / "run", tmp_path / "other.npz"
+    np.savez(other, x_train=np.zeros((500, 28, 28), np.uint8))
+    assert train_cli.main([*map(str, QUICK), "--epochs", "1", "--out", str(out)]) == 0
+    monkeypatch.setenv("MNIST_PATH", str(other))  # a new default: the run must not follow it
+    capsys.readouterr()
+    assert train_cli.main(["--resume", "--epochs", "2", "--out", str(out)]) == 0
+    assert "Training on 64 images" in capsys.readouterr().out
+    assert train_cli.main(["--resume", "--epochs", "3", "--data", str(other),
+                           "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"trained with --data {SAMPLE}, not {other}" in err
+
+
+def test_a_resumed_run_sees_each_epoch_in_the_same_order_as_an_unbroken_one():
+    import mnist_ds
+
+    order = lambda first: [list(batch.numpy()) for batch in
+                           mnist_ds.epoch_order(10, 5, seed=3, first_epoch=first, epochs=3)]
+    unbroken, resumed = order(0), order(1)
+    assert unbroken[2:] == resumed  # epochs 2 and 3 (batches 2..5) as the unbroken run's
+    assert sorted(sum(unbroken[:2], [])) == list(range(10))  # every image once an epoch
+    assert unbroken[:2] != unbroken[2:4]  # and another order each epoch
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("old")
+
+    def dies_half_way(tmp):
+        tmp.write_text("half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        utils.write_atomically(path, dies_half_way)
+    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
+    rows = []
+    for epoch in range(1, 5):
+        rows.append({"epoch": epoch})
+        utils.save_checkpoint(tiny_model, tmp_path, epoch, rows)
+        utils.prune_checkpoints(tmp_path, keep=2)
+    utils.save_checkpoint(tiny_model, tmp_path, 4, rows, interrupted_at=[5, 1])
+    names = lambda: [p.name for p in utils.list_checkpoints(tmp_path)]
+    assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-interrupted.json"]
+    utils.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
+    utils.prune_checkpoints(tmp_path, keep=2)
+    assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the interrupted one superseded
+    assert len(list(tmp_path.glob("*.weights.h5"))) == 2
