@@ -235,8 +235,7 @@ class RunKeeper(keras.callbacks.Callback):
     def _on_signal(self, signum, frame):
         self.signal = signum
         self.model.stop_training = True
-        signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM
-                      else signal.default_int_handler)
+        signal.signal(signum, stop_now)  # a second one stops at once
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch + 1, 0
@@ -370,20 +369,35 @@ def finish(model, out):
     return 0
 
 
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM outside the training loop (or a second one inside it)."""
+
+
+def stop_now(signum, frame):
+    raise Stopped(signum)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    previous = {signum: signal.signal(signum, stop_now) for signum in EXIT_CODES}
     try:
         return train(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C: every file is whole, the checkpoints kept
-        return EXIT_CODES[signal.SIGINT]
+    except Stopped as stop:  # every file is whole (written atomically), the checkpoints kept
+        signum = stop.args[0]
+        print(f"\nStopped ({signal.Signals(signum).name}); the checkpoints of completed epochs "
+              f"are kept.", file=sys.stderr)
+        return EXIT_CODES[signum]
     except OSError as error:  # a full disk, a folder removed under the run
         print(f"error: {error.strerror or error}: {error.filename or ''}: the checkpoints of "
               f"completed epochs are kept; free space or fix the folder, then --resume",
               file=sys.stderr)
         return 1
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
