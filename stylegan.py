@@ -538,13 +538,18 @@ def build_networks(config):
                                config.styled_to_image, config.equalized_lr,
                                config.mapping_lr_mult)
 
+    generator, generator_ema = new_generator(), None
+    if config.ema_beta:  # G's moving average starts as a copy of G and is never trained
+        generator_ema = new_generator()
+        generator_ema.set_weights(generator.get_weights())
+        generator_ema.trainable = False
     if config.image_size == MNIST_SIZE:
         discriminator = build_discriminator(img_shape, config.d_batchnorm, config.minibatch_std,
                                             config.equalized_lr)
     else:
         discriminator = build_deep_discriminator(img_shape, config.filters, config.max_filters,
                                                  config.minibatch_std, config.equalized_lr)
-    return new_generator(), discriminator, new_generator() if config.ema_beta else None
+    return generator, discriminator, generator_ema
 
 
 def make_gan(config, jit_compile=False):
@@ -554,6 +559,15 @@ def make_gan(config, jit_compile=False):
     gan = StyleGAN(generator, discriminator, config, generator_ema)
     gan.compile(jit_compile=jit_compile)
     return gan
+
+
+def squared_input_gradients(discriminator, images):
+    """|grad_x D(x)|^2 per image, in float32 (R1 and WGAN-GP penalise it)."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = discriminator(images, training=True)
+    grads = ops.cast(tape.gradient(scores, images), "float32")
+    return ops.sum(ops.square(grads), axis=(1, 2, 3))
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -575,10 +589,6 @@ class StyleGAN(keras.Model):
         self.synthesis = generator.get_layer("synthesis")
         self.n_style, self.latent_dim = generator.input[0].shape[1:]  # z [n, n_style, latent]
         self.img_shape = tuple(generator.output.shape[1:])
-        if generator_ema is not None:
-            generator_ema.trainable = False
-            for ema_var, var in zip(generator_ema.weights, generator.weights, strict=True):
-                ema_var.assign(var)
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -707,16 +717,8 @@ class StyleGAN(keras.Model):
         n, mine = _global_batch(ops.shape(real_images)[0])
         u = keras.random.uniform((n, 1, 1, 1), seed=self.seed_generator)[mine]
         x_hat = real_images + u * (fake_images - real_images)
-        norms = ops.sqrt(self.squared_input_gradients(x_hat) + 1e-12)
+        norms = ops.sqrt(squared_input_gradients(self.d, x_hat) + 1e-12)
         return ops.mean(ops.square(norms - 1.0))
-
-    def squared_input_gradients(self, images):
-        """|grad_x D(x)|^2 per image, in float32."""
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            scores = self.d(images, training=True)
-        grads = ops.cast(tape.gradient(scores, images), "float32")
-        return ops.sum(ops.square(grads), axis=(1, 2, 3))
 
     def lazy_r1(self, real_images):
         """R1 (Mescheder et al. 2018, eq. 9; the paper's FFHQ runs): gamma/2 E|grad D(real)|^2,
@@ -725,7 +727,7 @@ class StyleGAN(keras.Model):
         gamma, every = self.config.r1_gamma, self.config.r1_every
 
         def penalty():
-            return 0.5 * gamma * every * ops.mean(self.squared_input_gradients(real_images))
+            return 0.5 * gamma * every * ops.mean(squared_input_gradients(self.d, real_images))
         due = self.d_optimizer.iterations % every == 0
         return tf.cond(due, penalty, lambda: tf.constant(0.0))
 
@@ -743,13 +745,3 @@ class StyleGAN(keras.Model):
                 ema_var.assign(var + self.config.ema_beta * (ema_var - var))
             else:
                 ema_var.assign(var)
-
-    # -- inference
-    def generate(self, z, noise=None, truncation_psi=1.0, seed=None):
-        """See the module-level `generate` (with the sampling generator)."""
-        return generate(self.sampling_generator, z, noise, truncation_psi, seed)
-
-    def mix(self, z1, z2, crossover, noise=None, truncation_psi=1.0, seed=None):
-        """Images with z1's styles on layers < crossover (coarse) and z2's on the rest (fine)."""
-        return generate(self.sampling_generator, mix_z(z1, z2, crossover, self.n_style), noise,
-                        truncation_psi, seed)

@@ -331,6 +331,9 @@ def train_in(out, args, data, resume_from):
         print(f"Already trained {first_epoch} epochs (--epochs {config.epochs}): nothing to "
               f"train; raise --epochs to train more.")
         return finish(model, out)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
+              f"{config.batch_size // strategy.num_replicas_in_sync} images each")
     print(f"Training on {n_images:,} images, {steps} steps of {config.batch_size} per epoch, "
           f"epochs {first_epoch + 1}..{config.epochs}, {config.preset} recipe, "
           f"{precision}; output in {out}/")

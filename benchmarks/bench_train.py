@@ -11,6 +11,7 @@ table gives each way's speed as a ratio to that baseline measured in the same ru
 figure to compare across machines (absolute speeds on shared machines drift).
 """
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -20,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import config as config_lib  # noqa: E402
+from utils import ArgumentParser, UserError  # noqa: E402
+
 WAYS = {  # name: how the step runs
     "eager": "the tutorial's loop: train_step called eagerly (baseline)",
     "compiled": "tf.function(train_step), as model.fit runs it",
@@ -28,7 +33,7 @@ WAYS = {  # name: how the step runs
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=30, help="timed steps per way")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--batch-size", type=int, default=64)
@@ -48,29 +53,56 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def bench_config(preset, args, precision="float32"):
+    """The recipe's Config with this benchmark's sizes (checked as train.py checks flags)."""
+    settings = {**config_lib.to_dict(config_lib.PRESETS[preset]), "latent_dim": args.latent_dim,
+                "image_size": args.image_size, "batch_size": args.batch_size,
+                "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
+                "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
+    if settings["loss"] == "wgan-gp":
+        settings["d_batchnorm"] = False  # a gradient penalty needs D without BatchNorm
+    return config_lib.from_dict(settings)
+
+
+def check_args(args):
+    """One line and exit code 2 for anything out of range, before any process starts."""
+    lists = {"--ways": (args.ways, WAYS), "--presets": (args.presets, config_lib.PRESETS),
+             "--precision": (args.precision, config_lib.PRECISIONS[1:])}
+    for flag, (text, allowed) in lists.items():
+        unknown = [item for item in text.split(",") if item not in allowed]
+        if unknown:
+            raise UserError(f"{flag} {unknown[0]!r}: choose from {', '.join(allowed)}")
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError("--steps must be at least 1 and --warmup at least 0")
+    if args.image_size == config_lib.MNIST_SIZE and args.batch_size > 2500:
+        raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
+    for preset in args.presets.split(","):
+        try:
+            bench_config(preset, args)
+        except config_lib.ConfigError as error:
+            raise UserError(str(error)) from None
+
+
 def run_worker(way, precision, preset, args):
     """Time one way in this process; print one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, str(ROOT))
     import keras
     import numpy as np
     import tensorflow as tf
 
     import mnist_ds
-    import recipes
-    import train
+    import stylegan
+    from utils import to_unit_range
 
     keras.utils.set_random_seed(0)
-    settings = {**train.DEFAULTS, **recipes.PRESETS[preset], "latent_dim": args.latent_dim,
-                "image_size": args.image_size,
-                "loss": args.loss, "d_steps": args.d_steps, "precision": precision}
-    model = train.build_model(settings, jit=False)  # the recipe's model and optimizers
+    keras.mixed_precision.set_dtype_policy(precision)
+    model = stylegan.make_gan(bench_config(preset, args, precision))  # its optimizers too
     if args.image_size == 28:
         images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size, ..., None]
     else:  # the speed does not depend on the pixels
         images = np.random.default_rng(0).integers(
             0, 256, (args.batch_size, args.image_size, args.image_size, 3))
-    batch = tf.constant(images.astype("float32") / 127.5 - 1.0)
+    batch = tf.constant(to_unit_range(images.astype("uint8")))
     step = {"eager": model.train_step,
             "compiled": tf.function(model.train_step),
             "xla": tf.function(model.train_step, jit_compile=True)}[way]
@@ -103,6 +135,11 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return run_worker(*args.worker, args)
+    try:
+        check_args(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     ways = args.ways.split(",")
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
@@ -128,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

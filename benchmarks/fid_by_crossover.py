@@ -7,7 +7,6 @@ for each k, --samples mixes with z1 on the style slots < k and z2 on the rest, t
 the MNIST test set and their class shares, beside the single-latent FID. Same classifier and
 feature space as evaluate.py (docs/results.md, "How it is measured").
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,12 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import evaluate  # noqa: E402
 import stylegan  # noqa: E402
-from mnist_ds import load_mnist  # noqa: E402
-from utils import load_generator  # noqa: E402
+from mnist_ds import DataError, load_mnist  # noqa: E402
+from utils import ArgumentParser, UserError, load_generator, to_unit_range  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a training checkpoint's .json")
     p.add_argument("--data", required=True, help="the full mnist.npz")
     p.add_argument("--samples", type=int, default=10000, help="images per row of the table")
@@ -36,9 +35,16 @@ def class_range(probabilities):
 
 def main(argv=None):
     args = parse_args(argv)
-    mnist = load_mnist(args.data)
-    classifier, _ = evaluate.get_classifier(args.classifier, mnist)
-    ev = evaluate.Evaluator(load_generator(args.checkpoint), classifier, args.seed)
+    try:
+        if not 2 <= args.samples <= 10 ** 6 or args.seed < 0:
+            raise UserError("--samples must be in [2, 1,000,000] and --seed 0 or more")
+        generator = load_generator(args.checkpoint)
+        mnist = load_mnist(args.data)
+        classifier, _ = evaluate.get_classifier(args.classifier, mnist)
+    except (UserError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ev = evaluate.Evaluator(generator, classifier, args.seed)
     test_features = ev.embed(to_unit_range(mnist[1][0][..., None]))[0]
     features, probabilities = ev.embed(ev.single_latent(args.samples))
     single = evaluate.fid(features, test_features)
@@ -53,4 +59,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

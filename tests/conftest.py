@@ -36,6 +36,11 @@ def tiny_model():
     return tiny_gan()
 
 
+def mix(model, z1, z2, crossover, noise):
+    """The images of z1's styles on the layers < crossover and z2's on the rest."""
+    return stylegan.generate(model.g, stylegan.mix_z(z1, z2, crossover, model.n_style), noise)
+
+
 def train_in_subprocess(*flags, cwd=ROOT):
     """`python train.py FLAGS` as a user runs it, on the shipped sample."""
     env = {**os.environ, "MNIST_PATH": str(SAMPLE), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -68,7 +68,9 @@ def test_a_bad_data_file_gives_one_line_naming_file_and_problem(tmp_path, arrays
 
 def test_dataset_scales_to_tanh_range_and_drops_the_partial_batch():
     images = np.stack([np.full((28, 28), v, np.uint8) for v in (0, 255, 51, 102, 153)])
-    batches = list(mnist_ds.make_dataset(images, batch_size=2, seed=0))
+    dataset, steps = mnist_ds.make_dataset(images, batch_size=2, seed=0)
+    batches = list(dataset)
+    assert steps == 2
     assert len(batches) == 2 and all(b.shape == (2, 28, 28, 1) for b in batches)
     values = np.concatenate([np.unique(b) for b in batches])
     assert values.min() >= -1.0 and values.max() <= 1.0

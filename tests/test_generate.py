@@ -88,7 +88,7 @@ def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_mo
                                                                          capsys):
     assert generate.main(["--checkpoint", str(tmp_path / "none.json"), "mix"]) == 2
     assert "is not a checkpoint's .json file" in capsys.readouterr().err
-    meta = utils.save_checkpoint(tiny_model, tmp_path, 1)
+    meta = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     saved = json.loads(meta.read_text())
     saved["config"]["latent_dim"] = 100  # a hand-edited json: its weights are of latent 8
     meta.write_text(json.dumps(saved))

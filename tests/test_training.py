@@ -54,7 +54,7 @@ def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
 
 def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_model, tmp_path):
     tiny_model.fit(images_dataset(), epochs=1, verbose=0, shuffle=False)
-    path = utils.save_checkpoint(tiny_model, tmp_path, epoch=1)
+    path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     meta, config = utils.read_checkpoint(path)
     assert meta["epoch"] == 1 and config == tiny_model.config
     restored = tiny_gan(seed=99)
@@ -78,7 +78,7 @@ def test_mixed_precision_trains_with_finite_losses_and_float32_images(policy, co
         model = tiny_gan(mapping_lr_mult=0.01)  # one G optimizer: float16 loss scaling works
         history = model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
         z = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
-        images = model.generate(z, seed=0)
+        images = stylegan.generate(model.sampling_generator, z, seed=0)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     assert model.g.get_layer("synthesis").get_layer("style_1").compute_dtype == compute

@@ -3,6 +3,7 @@ import numpy as np
 from PIL import Image
 
 import stylegan
+from conftest import mix
 import visual
 from conftest import tiny_gan
 
@@ -20,8 +21,9 @@ def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path
 
     z1, z2, noise = visual.grid_inputs(8, n=3, seed=5)
     noise = np.repeat(noise, 3, axis=0)
-    alone = lambda z: visual.to_uint8(tiny_model.generate(stylegan.repeat_z(z, 3), noise))
-    mixes = lambda j: visual.to_uint8(tiny_model.mix(z1, z2[[j] * 3], 2, noise=noise))
+    alone = lambda z: visual.to_uint8(
+        stylegan.generate(tiny_model.g, stylegan.repeat_z(z, 3), noise))
+    mixes = lambda j: visual.to_uint8(mix(tiny_model, z1, z2[[j] * 3], 2, noise))
     assert np.all(at(0, 0) == visual.GAP_GREY)
     for k in range(3):
         np.testing.assert_allclose(at(0, k + 1), 255 - alone(z2)[k], atol=1)  # inverted
