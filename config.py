@@ -100,6 +100,8 @@ class Config:
     d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12)
     beta_1: float = setting(0.0, "Adam beta_1 of both", at_least=0.0, below=1.0)
     beta_2: float = setting(0.999, "Adam beta_2 of both", at_least=0.0, below=1.0)
+    adam_epsilon: float = setting(1e-7, "Adam's epsilon of both (Keras' default; the paper's "
+                                  "code: 1e-8)", at_least=0.0, at_most=1.0)
     lr_halved_from: int = setting(0, "halve G's and D's learning rates from this epoch on "
                                   "(1 = the first; 0: never)", at_least=0)
     # -- the pictures

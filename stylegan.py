@@ -605,7 +605,8 @@ class StyleGAN(keras.Model):
         """Adam for D and for G with the config's rates and betas unless given; under
         mixed_float16 each scales its loss (float16 gradients underflow unscaled)."""
         super().compile(**kwargs)
-        adam = lambda lr: keras.optimizers.Adam(lr, self.config.beta_1, self.config.beta_2)
+        c = self.config
+        adam = lambda lr: keras.optimizers.Adam(lr, c.beta_1, c.beta_2, epsilon=c.adam_epsilon)
         self.d_optimizer = d_optimizer or adam(self.config.d_lr)
         self.g_optimizer = g_optimizer or adam(self.config.g_lr)
         if self.dtype_policy.name == "mixed_float16":

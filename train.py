@@ -16,6 +16,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import io  # noqa: E402
@@ -175,12 +176,15 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
+Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
+
+
 def newest_good_checkpoint(ckpt_dir):
-    """(json path, meta, Config) of the newest checkpoint that passes read_checkpoint's checks;
-    a damaged newer one is named and skipped."""
+    """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks; a
+    damaged newer one is named and skipped."""
     for meta_path in reversed(list_checkpoints(ckpt_dir)):
         try:
-            return (meta_path, *read_checkpoint(meta_path))
+            return Checkpoint(meta_path, *read_checkpoint(meta_path))
         except CheckpointError as error:
             print(f"warning: {error}; trying the checkpoint before it", file=sys.stderr)
     raise UserError(f"--resume: no usable checkpoint in {ckpt_dir}: start without --resume, "
@@ -306,8 +310,8 @@ def train(args):
         resume_from = None
         if args.resume:
             resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
-            config = resolve_config(args, resume_from[2])
-            data = load_training_data(config, first_epoch=resume_from[1]["epoch"])
+            config = resolve_config(args, resume_from.config)
+            data = load_training_data(config, first_epoch=resume_from.meta["epoch"])
         return train_in(out, args, data, resume_from)
     finally:
         lock.release()
@@ -315,7 +319,7 @@ def train(args):
 
 def train_in(out, args, data, resume_from):
     dataset, steps, n_images, config = data
-    first_epoch = resume_from[1]["epoch"] if resume_from else 0
+    first_epoch = resume_from.meta["epoch"] if resume_from else 0
     strategy = make_strategy(args.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
@@ -326,7 +330,7 @@ def train_in(out, args, data, resume_from):
     with strategy.scope():  # variables of the model and optimizers live on every replica
         model = make_gan(config, jit_compile=args.jit)
         if resume_from:
-            restore(model, resume_from[0], resume_from[1])
+            restore(model, resume_from.path, resume_from.meta)
     if first_epoch >= config.epochs:
         print(f"Already trained {first_epoch} epochs (--epochs {config.epochs}): nothing to "
               f"train; raise --epochs to train more.")
@@ -337,7 +341,7 @@ def train_in(out, args, data, resume_from):
     print(f"Training on {n_images:,} images, {steps} steps of {config.batch_size} per epoch, "
           f"epochs {first_epoch + 1}..{config.epochs}, {config.preset} recipe, "
           f"{precision}; output in {out}/")
-    history = resume_from[1]["history"] if resume_from else []
+    history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
     keeper = RunKeeper(out, config, steps, history)
     model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,

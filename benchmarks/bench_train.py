@@ -11,7 +11,6 @@ table gives each way's speed as a ratio to that baseline measured in the same ru
 figure to compare across machines (absolute speeds on shared machines drift).
 """
 import argparse
-import dataclasses
 import json
 import os
 import resource

@@ -118,14 +118,18 @@ def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
     assert rates() == pytest.approx([0.001, 0.001])
 
 
-def test_one_lever_travels_from_flag_to_checkpoint_to_resume(tmp_path):
-    """--r1-every: a flag, a Config field, stored in the checkpoint, read back on --resume."""
+def test_one_lever_travels_from_flag_to_optimizer_to_checkpoint_to_resume(tmp_path):
+    """--adam-epsilon, added as one Config field and one use in StyleGAN.compile: a flag, in
+    the optimizers, stored in the checkpoint, read back on --resume and changeable there."""
     import utils
+    from stylegan import make_gan
 
     out = tmp_path / "run"
-    first = train("--epochs", 1, "--limit", 64, "--r1-every", 7, "--out", out)
+    first = train("--epochs", 1, "--limit", 64, "--adam-epsilon", 1e-8, "--out", out)
     assert first.returncode == 0, first.stderr
     meta, config = utils.read_checkpoint(out / "checkpoints" / "ckpt-0001.json")
-    assert config.r1_every == 7 and meta["config"]["r1_every"] == 7
-    assert resolve("--resume", saved=config).r1_every == 7  # left out: the run's own
-    assert resolve("--resume", "--r1-every", 3, saved=config).r1_every == 3
+    assert config.adam_epsilon == 1e-8 and meta["config"]["adam_epsilon"] == 1e-8
+    model = make_gan(config)
+    assert model.g_optimizer.epsilon == model.d_optimizer.epsilon == 1e-8
+    assert resolve("--resume", saved=config).adam_epsilon == 1e-8  # left out: the run's own
+    assert resolve("--resume", "--adam-epsilon", 1e-6, saved=config).adam_epsilon == 1e-6
