@@ -153,9 +153,14 @@ def from_dict(values, name_of=flag):
     return config
 
 
+def field_type(name):
+    """The field's class: int, float, bool or str (also under string annotations)."""
+    kind = FIELDS[name].type
+    return {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+
+
 def _check_value(name, value, name_of):
-    meta, kind = FIELDS[name].metadata, FIELDS[name].type
-    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+    meta, kind = FIELDS[name].metadata, field_type(name)
     ok_type = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))
                or kind is float and isinstance(value, int) and not isinstance(value, bool))
     if not ok_type:

@@ -255,6 +255,9 @@ def check_args(args):
     out = Path(args.json) if args.json else source.with_name(source.stem + suffix)
     if not out.parent.is_dir() or out.is_dir():
         raise UserError(f"--json {out}: give a file in an existing folder")
+    if out.exists() and not out.name.endswith(".eval.json"):
+        raise UserError(f"--json {out} exists and is not an earlier result (*.eval.json): "
+                        f"give a new file name, so nothing else is overwritten")
     if Path(args.classifier).is_dir():
         raise UserError(f"--classifier {args.classifier} is a folder: give a .keras file name")
     return out
@@ -282,7 +285,11 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_text_atomically(out, json.dumps(result, indent=2))
+    try:
+        write_text_atomically(out, json.dumps(result, indent=2))
+    except OSError as error:
+        print(f"error: cannot write {out} ({error.strerror})", file=sys.stderr)
+        return 1
     print(format_table(result))
     if accuracy < 0.985:
         print("note: the classifier's test accuracy is below 98.5%: its features are a weak "

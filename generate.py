@@ -393,6 +393,9 @@ def check_args(args):
     folder = out if getattr(args, "mixed", None) else out.parent
     if folder.exists() and not folder.is_dir() or not os.access(_existing(folder), os.W_OK):
         raise UserError(f"--out {out}: cannot write there; give a writable path")
+    if not getattr(args, "mixed", None) and out.is_dir():
+        raise UserError(f"--out {out} is a folder: give a file name")
+    return folder
 
 
 def _existing(path):
@@ -406,14 +409,21 @@ def _existing(path):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        check_args(args)
+        folder = check_args(args)
         explorer = Explorer(load_generator(args.checkpoint, args.model), args.noise_seed)
-        if args.command == "samples" and args.mixed:
-            Path(args.mixed).mkdir(parents=True, exist_ok=True)
-        result = COMMANDS[args.command](explorer, args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = COMMANDS[args.command](explorer, args)
+    except UserError as error:  # a seed list, layer range or crossover out of range
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: cannot write {error.filename or args.out} ({error.strerror})",
+              file=sys.stderr)
+        return 1
     print(f"Wrote {result}")
     return 0
 

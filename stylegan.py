@@ -476,11 +476,14 @@ def mix_z(z1, z2, crossover, n_style):
 
 def is_generator(model):
     """True for a generator that build_generator made: inputs z [n, n_style, latent] and
-    noise [n, H, W], and the layers map and synthesis that truncation and mixing need."""
-    names = {layer.name for layer in getattr(model, "layers", [])}
-    inputs = getattr(model, "inputs", None) or []
-    return ({"map", "synthesis"} <= names and len(inputs) == 2
-            and len(inputs[0].shape) == 3 and len(inputs[1].shape) == 3)
+    noise [n, H, W], a Map layer "map" and a synthesis model "synthesis" (w, noise -> image)."""
+    try:
+        mapping, synthesis = model.get_layer("map"), model.get_layer("synthesis")
+        shapes = [tuple(x.shape) for x in (*model.inputs, *synthesis.inputs, model.output)]
+    except (ValueError, AttributeError, TypeError):  # no such layer, or not a functional model
+        return False
+    return (isinstance(mapping, Map) and isinstance(synthesis, keras.Model)
+            and [len(shape) for shape in shapes] == [3, 3, 3, 3, 4])
 
 
 def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size=256):

@@ -12,6 +12,17 @@ generator, which `keras.saving.load_model` reloads after `import stylegan`). A f
 folder that holds another run's files; --resume continues the run in it.
 """
 import os
+import signal
+import sys
+
+
+def exit_while_loading(signum, frame):
+    sys.exit(128 + signum)  # nothing written yet: exit at once, with the shell's code
+
+
+if __name__ == "__main__":  # from the first line: a signal while TensorFlow loads exits cleanly
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, exit_while_loading)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
 
@@ -20,8 +31,7 @@ import collections  # noqa: E402
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import io  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
+import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -65,7 +75,7 @@ def parse_args(argv=None):
         "settings", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
                     f"--resume, the run's own); see config.py")
     for name, field in FIELDS.items():
-        kind, meta = field.type, field.metadata
+        kind, meta = config_lib.field_type(name), field.metadata
         options = dict(help=meta["meaning"], default=None)
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
@@ -82,6 +92,8 @@ def resolve_config(args, saved=None):
     preset's. A resumed run refuses a flag that would change a `fixed` setting."""
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     if args.lr is not None:  # --lr sets both, --g-lr / --d-lr win over it
+        if not math.isfinite(args.lr) or args.lr <= 0:
+            raise UserError(f"--lr must be a positive finite number, got {args.lr}")
         given = {"g_lr": args.lr, "d_lr": args.lr, **given}
     for key in ("data", "dataset"):
         if given.get(key):
@@ -128,22 +140,25 @@ def auto_precision():
 # The run folder, the data, the model
 # ---------------------------------------------------------------------------------------------
 def open_run_folder(out, resume):
-    """Create or reopen --out and lock it. A fresh run needs a folder without another run's
-    files in it: one folder, one run, so nothing of an earlier run is ever overwritten."""
+    """Create or reopen --out and lock it. One folder, one run: a fresh run needs a new or empty
+    folder (nothing of another run, or of the user, is ever overwritten); --resume needs one that
+    holds a run. Temporary files a killed run left are removed once the folder is ours."""
     out = Path(out)
+    if resume and not (out / CHECKPOINT_DIR).is_dir():
+        raise UserError(f"--resume: {out} holds no run (no {CHECKPOINT_DIR}/ folder): start "
+                        f"without --resume, or point --out at the folder of the run to continue")
+    held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+    if not resume and held:
+        raise UserError(f"{out} is not empty ({', '.join(held[:3])}"
+                        f"{', ...' if len(held) > 3 else ''}): continue the run in it with "
+                        f"--resume, or give a new folder with --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(out)
     except OSError as error:
         raise UserError(f"cannot write to the output folder {out} ({error.strerror}): "
                         f"choose another with --out") from None
-    remove_temporary_files(out)  # left by a run killed mid-write; ours now, under the lock
-    others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
-    if not resume and others:
-        lock.release()
-        raise UserError(f"{out} already holds a run ({', '.join(others[:3])}"
-                        f"{', ...' if len(others) > 3 else ''}): continue it with --resume, or "
-                        f"give a new folder with --out")
+    remove_temporary_files(out, out / CHECKPOINT_DIR)
     return out, lock
 
 
@@ -348,9 +363,10 @@ def train_in(out, args, data, resume_from):
               callbacks=[keeper], shuffle=False, verbose=1)
     if keeper.diverged_at:
         epoch, step = keeper.diverged_at
+        advice = ("the checkpoints of completed epochs are kept: lower --lr and --resume"
+                  if keeper.completed else "no epoch completed: run again with a lower --lr")
         print(f"error: training diverged: a NaN or infinite value at epoch {epoch}, step {step};"
-              f" the checkpoints of completed epochs are kept: lower --lr and --resume",
-              file=sys.stderr)
+              f" {advice}", file=sys.stderr)
         return 1
     if keeper.signal:
         saved = keeper.save_interrupted()
@@ -376,8 +392,9 @@ def finish(model, out):
     return 0
 
 
-class Stopped(Exception):
-    """Ctrl-C or SIGTERM outside the training loop (or a second one inside it)."""
+class Stopped(BaseException):
+    """Ctrl-C or SIGTERM outside the training loop, or a second one inside it. A BaseException,
+    as KeyboardInterrupt is, so no `except Exception` in Keras or TensorFlow swallows it."""
 
 
 def stop_now(signum, frame):

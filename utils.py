@@ -76,7 +76,7 @@ def write_atomically(path, write):
     replaces `path` in one step: readers see the old file or the new one, never half of one.
     The temporary name keeps the suffix (Keras and Pillow pick the format from it)."""
     path = Path(path)
-    tmp = path.with_name(TMP_PREFIX + path.name)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")  # two writers never collide
     try:
         write(tmp)
         with open(tmp, "rb") as f:
@@ -91,10 +91,12 @@ def write_text_atomically(path, text):
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def remove_temporary_files(folder):
-    """Delete what a killed writer left behind (only `.tmp-` files of this project)."""
-    for tmp in Path(folder).rglob(TMP_PREFIX + "*"):
-        tmp.unlink(missing_ok=True)
+def remove_temporary_files(*folders):
+    """Delete the `.tmp-` files a killed writer left in these folders (not in their subfolders)."""
+    for folder in folders:
+        for tmp in Path(folder).glob(TMP_PREFIX + "*"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
 
 class FolderLock:
@@ -155,8 +157,8 @@ def save_checkpoint(model, ckpt_dir, epoch, history=(), interrupted_at=None):
     write_atomically(weights, model.save_weights)
     meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "interrupted_at": interrupted_at,
             "history": list(history), "config": config_lib.to_dict(model.config),
-            "rng_state": np.asarray(model.seed_generator.state).tolist(),
-            "weights_sha256": sha256(weights)}
+            "rng_state": np.asarray(model.seed_generator.state).tolist()}
+    meta["sha256"] = digest(meta, weights)
     write_text_atomically(meta_path, json.dumps(meta, indent=2))
     return meta_path
 
@@ -165,12 +167,15 @@ class NonFiniteWeights(Exception):
     """The model's weights hold a NaN or an infinity: they must not be saved."""
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+def digest(meta, weights):
+    """SHA-256 of a checkpoint's json fields (but this one) and its weights file's bytes: any
+    change to either, a damaged byte or a hand edit, shows as a mismatch."""
+    fields = {key: value for key, value in meta.items() if key != "sha256"}
+    hasher = hashlib.sha256(json.dumps(fields, sort_keys=True).encode())
+    with open(weights, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
 def list_checkpoints(ckpt_dir):
@@ -185,35 +190,45 @@ def list_checkpoints(ckpt_dir):
 
 
 def read_checkpoint(meta_path):
-    """A checkpoint's json, checked: readable, this project's format, a valid config, and
-    weights whose SHA-256 matches. Returns (meta, config.Config); a CheckpointError names
-    the file and what is wrong."""
-    meta_path = Path(meta_path)
+    """A checkpoint's json, checked before anything loads: readable, this project's format,
+    named by its epochs, unchanged since it was written (its SHA-256 covers the json and the
+    weights), a valid config and finite weights. Returns (meta, config.Config); a
+    CheckpointError names the file and what is wrong."""
+    meta_path, weights = Path(meta_path), weights_of(meta_path)
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {meta_path} cannot be read ({first_line(error)})") \
+        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{meta_path} is not a checkpoint of this version of "
+                                  f"train.py: resume that run with the version that wrote it")
+        if not weights.is_file() or meta.get("sha256") != digest(meta, weights):
+            raise CheckpointError(f"checkpoint {meta_path} or its weights {weights.name} were "
+                                  f"changed or damaged since they were written (SHA-256)")
+        named = CHECKPOINT_NAME.fullmatch(meta_path.name)
+        if not named or (int(named[1]), bool(named[2])) != (meta["epoch"],
+                                                           meta["interrupted_at"] is not None):
+            raise CheckpointError(f"checkpoint {meta_path} is named for other epochs than it "
+                                  f"holds ({meta['epoch']})")
+        config = config_lib.from_dict(meta["config"], name_of=lambda key: f"setting {key!r}")
+        _check_finite_file(weights)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {meta_path} cannot be used ({first_line(error)})") \
             from None
-    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{meta_path} is not a checkpoint of this version of train.py "
-                              f"(format {meta.get('format') if isinstance(meta, dict) else '?'}"
-                              f", expected {CHECKPOINT_FORMAT})")
-    try:
-        config = config_lib.from_dict(meta.get("config") or {},
-                                      name_of=lambda key: f"setting {key!r}")
-        epoch, rng = meta["epoch"], np.asarray(meta["rng_state"])
-        if not isinstance(epoch, int) or epoch < 0 or rng.shape != (2,) or rng.dtype.kind != "i":
-            raise ValueError("epoch or rng_state out of range")
-        if [row["epoch"] for row in meta["history"]] != list(range(1, epoch + 1)):
-            raise ValueError(f"history does not hold one row for each of {epoch} epochs")
-    except (config_lib.ConfigError, KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {meta_path} is damaged or edited: "
-                              f"{first_line(error)}") from None
-    weights = weights_of(meta_path)
-    if not weights.is_file() or sha256(weights) != meta.get("weights_sha256"):
-        raise CheckpointError(f"checkpoint weights {weights} are missing or damaged (their "
-                              f"SHA-256 does not match {meta_path.name})")
     return meta, config
+
+
+def _check_finite_file(weights):
+    """Every float array in an .h5 weights file finite (NaNs in G's moving average, which no
+    loss sees, included)."""
+    import h5py
+
+    arrays = []
+    with h5py.File(weights, "r") as h5:
+        h5.visititems(lambda name, item: arrays.append((name, item[()]))
+                      if isinstance(item, h5py.Dataset) else None)
+    for name, array in arrays:
+        array = np.asarray(array)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"{weights.name} holds a NaN or infinite weight ({name})")
 
 
 class CheckpointError(UserError):

@@ -71,8 +71,8 @@ def check_args(args):
         unknown = [item for item in text.split(",") if item not in allowed]
         if unknown:
             raise UserError(f"{flag} {unknown[0]!r}: choose from {', '.join(allowed)}")
-    if args.steps < 1 or args.warmup < 0:
-        raise UserError("--steps must be at least 1 and --warmup at least 0")
+    if args.steps < 1 or args.warmup < 1:
+        raise UserError("--steps and --warmup must be at least 1 (the first step traces)")
     if args.image_size == config_lib.MNIST_SIZE and args.batch_size > 2500:
         raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
     for preset in args.presets.split(","):

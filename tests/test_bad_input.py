@@ -13,7 +13,8 @@ from conftest import train_in_subprocess as train
     (["--batch-size", -5], "--batch-size must be in [1, "),
     (["--mixing-prob", 1.5], "--mixing-prob must be in [0.0, 1.0], got 1.5"),
     (["--seed", -1], "--seed must be in [0, 2147483648), got -1"),
-    (["--lr", "nan"], "--g-lr must be a finite number, got nan"),
+    (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
+    (["--g-lr", "nan"], "--g-lr must be a finite number, got nan"),
     (["--r1-gamma", "inf"], "--r1-gamma must be a finite number"),
     (["--d-steps", 0], "--d-steps must be in [1, 100]"),
     (["--g-lr", 0], "--g-lr must be in [1e-12, ...), got 0.0"),
@@ -32,7 +33,8 @@ from conftest import train_in_subprocess as train
     (["--dataset", "nowhere"], "nowhere is not a folder"),
     (["--batch-size", 100, "--limit", 50], "batch size 100 is larger than the 50"),
     # runs
-    (["--resume"], "--resume: no usable checkpoint in"),
+    (["--resume"], "holds no run (no checkpoints/ folder)"),
+    (["--lr", "-1"], "--lr must be a positive finite number, got -1.0"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, flags, message):
     monkeypatch.setenv("MNIST_PATH", str(SAMPLE))

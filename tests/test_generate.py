@@ -91,6 +91,7 @@ def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_mo
     meta = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     saved = json.loads(meta.read_text())
     saved["config"]["latent_dim"] = 100  # a hand-edited json: its weights are of latent 8
+    saved["sha256"] = utils.digest(saved, utils.weights_of(meta))  # and its digest forged
     meta.write_text(json.dumps(saved))
     assert generate.main(["--checkpoint", str(meta), "mix"]) == 2
     err = capsys.readouterr().err

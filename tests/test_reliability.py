@@ -124,7 +124,7 @@ def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path
     capsys.readouterr()
     assert train_cli.main([*map(str, QUICK), "--epochs", "2", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{out} already holds a run" in err and "--resume" in err
+    assert f"{out} is not empty" in err and "--resume" in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -149,7 +149,7 @@ def test_a_damaged_checkpoint_is_refused_by_name_and_resume_takes_the_one_before
     weights.write_bytes(bytes(data))
     resumed = train("--resume", "--epochs", 2, "--out", out)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"checkpoint weights {weights} are missing or damaged" in resumed.stderr
+    assert "ckpt-0002.json or its weights ckpt-0002.weights.h5 were changed" in resumed.stderr
     assert "Resuming from ckpt-0001.json: 1 epochs done" in resumed.stdout
     assert "Epoch 2/2" in resumed.stdout
     assert utils.read_checkpoint(out / "checkpoints" / "ckpt-0002.json")  # written anew
@@ -160,10 +160,18 @@ def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_pa
 
     meta_path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     meta = json.loads(meta_path.read_text())
-    for edit, message in [(lambda m: m["config"].update(mixing_prob=7), "mixing_prob"),
-                          (lambda m: m["config"].update(colour="red"), "unknown setting"),
-                          (lambda m: m.update(format=1), "not a checkpoint of this version"),
-                          (lambda m: m.update(history=[]), "one row for each of 1 epochs")]:
+    weights = utils.weights_of(meta_path)
+
+    def with_digest(m):  # as a hostile user would forge it
+        m["sha256"] = utils.digest(m, weights)
+
+    for edit, message in [
+            (lambda m: m["config"].update(latent_dim=100), "changed or damaged"),  # a hand edit
+            (lambda m: m.update(format=1), "not a checkpoint of this version"),
+            (lambda m: (m["config"].update(mixing_prob=7), with_digest(m)), "mixing_prob"),
+            (lambda m: (m["config"].update(colour="red"), with_digest(m)), "unknown setting"),
+            (lambda m: (m.update(epoch=2), with_digest(m)), "named for other epochs"),
+            (lambda m: m.clear(), "not a checkpoint")]:
         edited = json.loads(json.dumps(meta))
         edit(edited)
         meta_path.write_text(json.dumps(edited))
@@ -181,6 +189,16 @@ def test_nan_weights_are_never_saved_nor_loaded(tiny_model, tmp_path, capsys):
     with pytest.raises(utils.NonFiniteWeights):
         utils.save_checkpoint(tiny_model, tmp_path, 2, [{"epoch": 1}, {"epoch": 2}])
     assert utils.list_checkpoints(tmp_path) == [good]
+    with h5py.File(utils.weights_of(good), "r+") as h5:  # a NaN written in, the digest forged
+        arrays = []
+        h5.visititems(lambda name, item: arrays.append(item) if isinstance(item, h5py.Dataset)
+                      and item.dtype.kind == "f" and item.size else None)
+        arrays[-1][...] = np.nan
+    meta = json.loads(good.read_text())
+    meta["sha256"] = utils.digest(meta, utils.weights_of(good))
+    good.write_text(json.dumps(meta))
+    with pytest.raises(utils.CheckpointError, match="NaN or infinite weight"):
+        utils.read_checkpoint(good)
     tiny_model.g.save(tmp_path / "nan.keras")
     assert generate.main(["--model", str(tmp_path / "nan.keras"), "mix"]) == 2
     assert "holds a NaN or infinite weight" in capsys.readouterr().err
