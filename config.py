@@ -6,6 +6,8 @@ every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-pro
 checkpoint stores the config whole, and `from_dict` checks flags and files alike.
 
 A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
+A field added later must default to what the code did before it existed: a checkpoint written
+before it then reads back with its own meaning.
 """
 import dataclasses
 import math
@@ -115,15 +117,15 @@ class Config:
 
 PRESETS = {"tutorial": Config()}
 PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers that measured best
-    PRESETS["tutorial"],
+    PRESETS["tutorial"],  # (docs/results.md, "The default recipe and the levers tried")
     preset="stylegan",
-    mixing_prob=0.5,  # mixed images' FID within 1.3x of one-z images' (at 0.2: up to 1.6x)
-    beta_2=0.99,  # the paper's Adam betas (0, 0.99): no blow-up by epoch 10, 0.999 had one
-    lr_halved_from=5,  # before the full rate's drift (after epoch 6): FID falls every epoch
+    mixing_prob=0.5,  # enough mixing that mixed images look as good as one-z images
+    beta_2=0.99,  # the paper's Adam betas (0, 0.99): Adam forgets old gradients faster
+    lr_halved_from=5,  # the full rate drifts once the digits are formed
     d_batchnorm=False,  # no train/inference gap in D for G's step to exploit
     minibatch_std=True,  # D sees a batch short of variety
     r1_gamma=1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
-    ema_beta=0.999,  # pictures and export from G's moving average
+    ema_beta=0.999,  # pictures and export from G's moving average, smoother than G
     mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
     styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
     grid_coarse_size=28,  # rows give every style block, columns to_image's style
