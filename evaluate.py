@@ -64,7 +64,8 @@ def get_classifier(path, mnist, epochs=3, verbose=1):
             feature_model(classifier)
         except Exception as error:  # damaged, or another model: Keras raises many kinds
             raise UserError(f"--classifier {path} is not this project's MNIST classifier "
-                            f"({first_line(error)}): delete it to train a new one") from None
+                            f"({first_line(error)}): give another --classifier path (one that "
+                            f"does not exist yet trains a new classifier there)") from None
     else:
         print(f"Training the MNIST classifier once ({len(x_train):,} digits, {epochs} epochs); "
               f"cached in {path}")
@@ -258,9 +259,18 @@ def check_args(args):
     if out.exists() and not out.name.endswith(".eval.json"):
         raise UserError(f"--json {out} exists and is not an earlier result (*.eval.json): "
                         f"give a new file name, so nothing else is overwritten")
-    if Path(args.classifier).is_dir():
-        raise UserError(f"--classifier {args.classifier} is a folder: give a .keras file name")
+    classifier = Path(args.classifier)
+    if classifier.suffix != ".keras" or classifier.is_dir() or not _creatable(classifier.parent):
+        raise UserError(f"--classifier {classifier}: give a .keras file name in a folder that "
+                        f"exists or can be made")
     return out
+
+
+def _creatable(folder):
+    """A folder that exists, or whose nearest existing parent is a writable folder."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 def main(argv=None):
@@ -285,6 +295,8 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     try:
         write_text_atomically(out, json.dumps(result, indent=2))
     except OSError as error:

@@ -391,7 +391,8 @@ def check_args(args):
     if not getattr(args, "mixed", None) and out.suffix.lower() not in suffixes:
         raise UserError(f"--out {out}: {args.command} writes {' or '.join(suffixes)} files")
     folder = out if getattr(args, "mixed", None) else out.parent
-    if folder.exists() and not folder.is_dir() or not os.access(_existing(folder), os.W_OK):
+    nearest = _existing(folder)
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK):
         raise UserError(f"--out {out}: cannot write there; give a writable path")
     if not getattr(args, "mixed", None) and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
@@ -424,6 +425,8 @@ def main(argv=None):
         print(f"error: cannot write {error.filename or args.out} ({error.strerror})",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the output is written atomically: nothing half-written stays
+        return 130
     print(f"Wrote {result}")
     return 0
 

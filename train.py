@@ -42,7 +42,7 @@ from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
 from stylegan import make_gan  # noqa: E402
-from utils import (CHECKPOINT_DIR, LOCK_NAME, ArgumentParser,  # noqa: E402
+from utils import (CHECKPOINT_DIR, LOCK_NAME, LOSS_KEYS, ArgumentParser,  # noqa: E402
                    CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
                    list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
                    read_checkpoint, remove_temporary_files, save_checkpoint, write_atomically,
@@ -144,9 +144,9 @@ def open_run_folder(out, resume):
     folder (nothing of another run, or of the user, is ever overwritten); --resume needs one that
     holds a run. Temporary files a killed run left are removed once the folder is ours."""
     out = Path(out)
-    if resume and not (out / CHECKPOINT_DIR).is_dir():
-        raise UserError(f"--resume: {out} holds no run (no {CHECKPOINT_DIR}/ folder): start "
-                        f"without --resume, or point --out at the folder of the run to continue")
+    if resume and not list_checkpoints(out / CHECKPOINT_DIR, with_weights=False):
+        raise UserError(f"--resume: {out} holds no run (no checkpoint in {CHECKPOINT_DIR}/): "
+                        f"start without --resume, or point --out at the run to continue")
     held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
     if not resume and held:
         raise UserError(f"{out} is not empty ({', '.join(held[:3])}"
@@ -197,7 +197,7 @@ Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
 def newest_good_checkpoint(ckpt_dir):
     """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks; a
     damaged newer one is named and skipped."""
-    for meta_path in reversed(list_checkpoints(ckpt_dir)):
+    for meta_path in reversed(list_checkpoints(ckpt_dir, with_weights=False)):
         try:
             return Checkpoint(meta_path, *read_checkpoint(meta_path))
         except CheckpointError as error:
@@ -254,7 +254,8 @@ class RunKeeper(keras.callbacks.Callback):
     def _on_signal(self, signum, frame):
         self.signal = signum
         self.model.stop_training = True
-        signal.signal(signum, stop_now)  # a second one stops at once
+        for either in EXIT_CODES:  # a second signal, of either kind, stops at once
+            signal.signal(either, stop_now)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch + 1, 0
@@ -274,7 +275,7 @@ class RunKeeper(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.step < self.steps_per_epoch or self.diverged_at:
             return  # cut short: no checkpoint, row or grid of it
-        row = {"epoch": self.epoch, **{key: float(value) for key, value in logs.items()}}
+        row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
         try:
             save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
                             [*self.history, row])

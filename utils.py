@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 2  # the version of the json's layout; 1 predates config.Config
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
+LOSS_KEYS = ("d_loss", "g_loss")  # the history's columns besides the epoch
 CHECKPOINT_NAME = re.compile(r"ckpt-(\d{4,})(-interrupted)?\.json")
 
 
@@ -92,10 +94,12 @@ def write_text_atomically(path, text):
 
 
 def remove_temporary_files(*folders):
-    """Delete the `.tmp-` files a killed writer left in these folders (not in their subfolders)."""
+    """Delete the temporary files a killed write_atomically left in these folders (only names
+    it makes, `.tmp-<pid>-<name>`; not in subfolders)."""
+    ours = re.compile(re.escape(TMP_PREFIX) + r"\d+-.+")
     for folder in folders:
         for tmp in Path(folder).glob(TMP_PREFIX + "*"):
-            if tmp.is_file():
+            if ours.fullmatch(tmp.name) and tmp.is_file():
                 tmp.unlink(missing_ok=True)
 
 
@@ -178,13 +182,13 @@ def digest(meta, weights):
     return hasher.hexdigest()
 
 
-def list_checkpoints(ckpt_dir):
-    """Every checkpoint json with its weights beside it, oldest first (an interrupted one after
-    the completed checkpoint it started from)."""
+def list_checkpoints(ckpt_dir, with_weights=True):
+    """Every checkpoint json (with its weights beside it, unless with_weights=False), oldest
+    first (an interrupted one after the completed checkpoint it started from)."""
     found = []
     for path in Path(ckpt_dir).glob("ckpt-*.json"):
         match = CHECKPOINT_NAME.fullmatch(path.name)
-        if match and weights_of(path).is_file():
+        if match and (weights_of(path).is_file() or not with_weights):
             found.append(((int(match[1]), bool(match[2])), path))
     return [path for _, path in sorted(found)]
 
@@ -208,12 +212,26 @@ def read_checkpoint(meta_path):
                                                            meta["interrupted_at"] is not None):
             raise CheckpointError(f"checkpoint {meta_path} is named for other epochs than it "
                                   f"holds ({meta['epoch']})")
+        _check_fields(meta)
         config = config_lib.from_dict(meta["config"], name_of=lambda key: f"setting {key!r}")
         _check_finite_file(weights)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise CheckpointError(f"checkpoint {meta_path} cannot be used ({first_line(error)})") \
             from None
     return meta, config
+
+
+def _check_fields(meta):
+    """The json's own fields have the shapes save_checkpoint gives them."""
+    is_int = lambda value: isinstance(value, int) and not isinstance(value, bool)
+    pair = lambda value: (isinstance(value, list) and len(value) == 2
+                          and all(map(is_int, value)))
+    rows = meta["history"]
+    if not (is_int(meta["epoch"]) and pair(meta["rng_state"])
+            and (meta["interrupted_at"] is None or pair(meta["interrupted_at"]))
+            and [row.get("epoch") for row in rows] == list(range(1, meta["epoch"] + 1))
+            and all(math.isfinite(row.get(key, 0.0)) for row in rows for key in LOSS_KEYS)):
+        raise ValueError("epoch, rng_state, interrupted_at or history malformed")
 
 
 def _check_finite_file(weights):
@@ -241,8 +259,10 @@ def load_checkpoint(model, meta_path, meta):
     weights = weights_of(meta_path)
     model.build_optimizers()  # the slots must exist before their saved values can load
     try:
-        model.load_weights(weights)
-    except (ValueError, OSError, KeyError) as error:  # saved variables that do not fit
+        with warnings.catch_warnings():  # Keras only warns when variables do not fit: refuse
+            warnings.simplefilter("error")
+            model.load_weights(weights)
+    except (Warning, ValueError, OSError, KeyError) as error:  # saved variables that do not fit
         raise CheckpointError(f"checkpoint {weights} does not fit this model "
                               f"({first_line(error)})") from None
     bad = non_finite_weight(model)

@@ -33,7 +33,7 @@ from conftest import train_in_subprocess as train
     (["--dataset", "nowhere"], "nowhere is not a folder"),
     (["--batch-size", 100, "--limit", 50], "batch size 100 is larger than the 50"),
     # runs
-    (["--resume"], "holds no run (no checkpoints/ folder)"),
+    (["--resume"], "holds no run (no checkpoint in checkpoints/)"),
     (["--lr", "-1"], "--lr must be a positive finite number, got -1.0"),
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, flags, message):
