@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
-from utils import (ArgumentParser, UserError, add_generator_source,  # noqa: E402
+from utils import (CHECKPOINT_DIR, LOCK_NAME, ArgumentParser,  # noqa: E402
+                   UserError, add_generator_source,
                    check_fits_in_memory, load_generator, squeeze_channel, to_uint8,
                    write_atomically)
 from visual import COARSE_SIZE, grid_crossover  # noqa: E402
@@ -396,6 +397,9 @@ def check_args(args):
         raise UserError(f"--out {out}: cannot write there; give a writable path")
     if not getattr(args, "mixed", None) and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
+    if (folder / CHECKPOINT_DIR).is_dir() or (folder / LOCK_NAME).exists():
+        raise UserError(f"--out {out}: {folder} is a training run's folder, whose files are the "
+                        f"run's own; write the figure elsewhere")
     return folder
 
 

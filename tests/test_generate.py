@@ -96,3 +96,12 @@ def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_mo
     assert generate.main(["--checkpoint", str(meta), "mix"]) == 2
     err = capsys.readouterr().err
     assert "does not fit this model" in err and err.count("\n") == 1
+
+
+def test_a_training_runs_folder_is_never_written_into(model_file, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "1.png").write_bytes(b"the run's grid")
+    assert generate.main(["--model", str(model_file), "mix", "--out", str(run / "1.png")]) == 2
+    assert "is a training run's folder" in capsys.readouterr().err
+    assert (run / "1.png").read_bytes() == b"the run's grid"
