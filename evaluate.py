@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import stylegan  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
-from utils import (ArgumentParser, UserError, add_generator_source,  # noqa: E402
+from utils import (ArgumentParser, UserError, add_generator_source, can_create_in,  # noqa: E402
                    check_fits_in_memory, first_line, load_generator, to_unit_range,
                    write_atomically, write_text_atomically)
 from visual import COARSE_SIZE, grid_crossover  # noqa: E402
@@ -260,17 +260,11 @@ def check_args(args):
         raise UserError(f"--json {out} exists and is not an earlier result (*.eval.json): "
                         f"give a new file name, so nothing else is overwritten")
     classifier = Path(args.classifier)
-    if classifier.suffix != ".keras" or classifier.is_dir() or not _creatable(classifier.parent):
+    if classifier.suffix != ".keras" or classifier.is_dir() or not can_create_in(classifier.parent):
         raise UserError(f"--classifier {classifier}: give a .keras file name in a folder that "
                         f"exists or can be made")
     return out
 
-
-def _creatable(folder):
-    """A folder that exists, or whose nearest existing parent is a writable folder."""
-    while not folder.exists():
-        folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 def main(argv=None):

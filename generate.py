@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
 from utils import (CHECKPOINT_DIR, LOCK_NAME, ArgumentParser,  # noqa: E402
-                   UserError, add_generator_source,
+                   UserError, add_generator_source, can_create_in,
                    check_fits_in_memory, load_generator, squeeze_channel, to_uint8,
                    write_atomically)
 from visual import COARSE_SIZE, grid_crossover  # noqa: E402
@@ -392,8 +392,7 @@ def check_args(args):
     if not getattr(args, "mixed", None) and out.suffix.lower() not in suffixes:
         raise UserError(f"--out {out}: {args.command} writes {' or '.join(suffixes)} files")
     folder = out if getattr(args, "mixed", None) else out.parent
-    nearest = _existing(folder)
-    if not nearest.is_dir() or not os.access(nearest, os.W_OK):
+    if not can_create_in(folder):
         raise UserError(f"--out {out}: cannot write there; give a writable path")
     if not getattr(args, "mixed", None) and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
@@ -402,13 +401,6 @@ def check_args(args):
                         f"run's own; write the figure elsewhere")
     return folder
 
-
-def _existing(path):
-    """The path itself or its nearest existing parent."""
-    path = path.absolute()
-    while not path.exists():
-        path = path.parent
-    return path
 
 
 def main(argv=None):

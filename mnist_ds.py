@@ -37,12 +37,7 @@ def locate_mnist(path=None, verbose=True):
                 raise DataError(f"data file {given} does not exist: give the path of mnist.npz "
                                 f"(Keras' format) with --data or MNIST_PATH")
             return given
-    if not _readable(KERAS_CACHE):
-        try:
-            _download()
-        except Exception:  # offline, or Keras cannot reach its server: use the sample
-            pass
-    if _readable(KERAS_CACHE):
+    if _readable(KERAS_CACHE) or _downloaded():
         return KERAS_CACHE
     if verbose:
         print(f"MNIST: no full data set found (no --data, MNIST_PATH or {KERAS_CACHE}, and "
@@ -59,8 +54,16 @@ def _readable(path):
         return False
 
 
+def _downloaded():
+    """Keras' MNIST download into KERAS_CACHE; False when offline or the file is unusable."""
+    try:
+        _download()
+    except Exception:  # offline, or Keras cannot reach its server
+        return False
+    return _readable(KERAS_CACHE)
+
+
 def _download():
-    """Keras' MNIST download, which leaves the file in KERAS_CACHE."""
     import keras  # imported here: reading a file should not need Keras
 
     keras.datasets.mnist.load_data()

@@ -610,8 +610,8 @@ class StyleGAN(keras.Model):
         super().compile(**kwargs)
         c = self.config
         adam = lambda lr: keras.optimizers.Adam(lr, c.beta_1, c.beta_2, epsilon=c.adam_epsilon)
-        self.d_optimizer = d_optimizer or adam(self.config.d_lr)
-        self.g_optimizer = g_optimizer or adam(self.config.g_lr)
+        self.d_optimizer = d_optimizer or adam(c.d_lr)
+        self.g_optimizer = g_optimizer or adam(c.g_lr)
         if self.dtype_policy.name == "mixed_float16":
             self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
             self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)

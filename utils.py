@@ -4,8 +4,9 @@ A run folder (train.py's --out) holds one run. A lock file keeps a second proces
 file in it is written to a temporary name and renamed, so a kill at any moment leaves the last
 complete version of each file. A checkpoint is two files in `<out>/checkpoints/`:
     ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), D, the optimizers
-    ckpt-0003.json        the epochs completed, the run's config, the random state, and the
-                          weights file's SHA-256 (written last: a json means complete weights)
+    ckpt-0003.json        the epochs completed, the run's config, the loss history, the random
+                          state, and one SHA-256 over these fields and the weights file
+                          (written last: a json means complete weights)
 `ckpt-0003-interrupted.*` holds the weights of a run stopped (Ctrl-C, SIGTERM) in epoch 4.
 """
 import argparse
@@ -254,8 +255,8 @@ class CheckpointError(UserError):
 
 
 def load_checkpoint(model, meta_path, meta):
-    """Restore weights, optimizer state and random state into a compiled model, and check every
-    weight is finite. `meta` comes from read_checkpoint."""
+    """Restore weights, optimizer state and random state into a compiled model. `meta` comes
+    from read_checkpoint, which has checked the file (finite weights included)."""
     weights = weights_of(meta_path)
     model.build_optimizers()  # the slots must exist before their saved values can load
     try:
@@ -265,9 +266,6 @@ def load_checkpoint(model, meta_path, meta):
     except (Warning, ValueError, OSError, KeyError) as error:  # saved variables that do not fit
         raise CheckpointError(f"checkpoint {weights} does not fit this model "
                               f"({first_line(error)})") from None
-    bad = non_finite_weight(model)
-    if bad:
-        raise CheckpointError(f"checkpoint {weights} holds a NaN or infinite weight ({bad})")
     state = model.seed_generator.state
     state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
 
@@ -340,6 +338,15 @@ def _load_exported(path):
         raise UserError(f"{path} holds a NaN or infinite weight ({bad}): export it again from "
                         f"a good checkpoint")
     return generator
+
+
+def can_create_in(folder):
+    """True when `folder` exists as a writable folder, or could be made: its nearest existing
+    parent is a writable folder (output paths are checked before the work that writes them)."""
+    folder = Path(folder).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK)
 
 
 # ---------------------------------------------------------------------------------------------
