@@ -6,8 +6,8 @@ every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-pro
 checkpoint stores the config whole, and `from_dict` checks flags and files alike.
 
 A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
-A field added later must default to what the code did before it existed: a checkpoint written
-before it then reads back with its own meaning.
+A checkpoint lacking a field (written before the field existed) reads it from
+`BEFORE_FIELD_EXISTED`, the value the code had then, so the checkpoint keeps its own meaning.
 """
 import dataclasses
 import math
@@ -34,9 +34,10 @@ class Config:
     # -- the run
     preset: str = setting("tutorial", "the recipe the run started from", fixed=True,
                           choices=("tutorial", "stylegan"))
-    epochs: int = setting(10, "total epochs; --resume trains up to this many", at_least=1,
+    epochs: int = setting(20, "total epochs; --resume trains up to this many", at_least=1,
                           at_most=FIELD_LIMIT)
-    batch_size: int = setting(64, "real images per step", at_least=1, at_most=FIELD_LIMIT)
+    batch_size: int = setting(32, "real images per step (the tutorial: 32, as "
+                              "get_half_batch_ds(64))", at_least=1, at_most=FIELD_LIMIT)
     seed: int = setting(0, "seeds the weights, the training draws, the data order and the grid",
                         fixed=True, at_least=0, below=2 ** 31)
     keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
@@ -52,12 +53,15 @@ class Config:
                               "128 or 256", fixed=True, choices=(MNIST_SIZE, *FOLDER_SIZES))
     limit: int = setting(0, "train on the first N images only (0: all)", fixed=True,
                          at_least=0)
+    shuffle_buffer: int = setting(1024, "each epoch's order: a tf.data shuffle buffer of this "
+                                  "many images (tutorial: 1024), 0: a full permutation",
+                                  at_least=0, at_most=FIELD_LIMIT)
     # -- the networks (tutorial: 秀代码)
     latent_dim: int = setting(100, "size of each z", fixed=True, at_least=1,
                               at_most=FIELD_LIMIT)
     w_dim: int = setting(128, "size of w, the mapping net's output", fixed=True, at_least=1,
                          at_most=FIELD_LIMIT)
-    mapping_layers: int = setting(3, "Dense layers in the mapping net", fixed=True,
+    mapping_layers: int = setting(2, "Dense layers in the mapping net", fixed=True,
                                   at_least=1, at_most=64)
     mapping_activation: str = setting("linear", "between the mapping net's Dense layers "
                                       "(the tutorial found linear best on MNIST)", fixed=True,
@@ -75,6 +79,22 @@ class Config:
                                     "(StyleGAN2's toRGB)", fixed=True)
     equalized_lr: bool = setting(False, "equalised learning rate in every Dense and Conv2D "
                                  "(paper)", fixed=True)
+    leaky_slope: float = setting(0.3, "negative slope of every LeakyReLU (Keras' default, "
+                                 "the tutorial's; the paper: 0.2)", fixed=True, at_least=0.0,
+                                 below=1.0)
+    noise_init_std: float = setting(1.0, "AddNoise's per-channel scales start as N(0, this) "
+                                    "(tutorial: 1, 'large initial noise'; 0: zeros, the paper's)",
+                                    fixed=True, at_least=0.0, at_most=100.0)
+    mod_init: str = setting("normal", "AdaMod's Dense kernel starts as N(0, 1) (tutorial: 'this "
+                            "kernel is important') or Keras' glorot_uniform", fixed=True,
+                            choices=("normal", "glorot_uniform"))
+    const_init: str = setting("glorot_uniform", "the 7x7x128 constant starts as the tutorial's "
+                              "Dense(7*7*128) kernel on an input of ones (glorot_uniform) or as "
+                              "N(0, 0.05)", fixed=True, choices=("glorot_uniform", "normal"))
+    d_filters: int = setting(64, "MNIST D: its first conv's width (the second's is twice it)",
+                             fixed=True, at_least=1, at_most=4096)
+    d_kernel: int = setting(4, "MNIST D: kernel size of its two strided convs", fixed=True,
+                            at_least=1, at_most=28)
     d_batchnorm: bool = setting(True, "BatchNormalization in the MNIST discriminator "
                                 "(tutorial)", fixed=True)
     minibatch_std: bool = setting(False, "minibatch standard deviation channel in D (paper)",
@@ -82,8 +102,17 @@ class Config:
     ema_beta: float = setting(0.0, "moving average of G's weights for pictures and export "
                               "(0: off)", fixed=True, at_least=0.0, below=1.0)
     # -- the training step
-    mixing_prob: float = setting(0.9, "share of training samples made from two z codes "
-                                 "(style-mixing regularisation)", at_least=0.0, at_most=1.0)
+    step: str = setting("g_first", "g_first (tutorial): G's update on 2 x batch_size images, "
+                        "then D's on the real batch and the first batch_size of those; "
+                        "d_first: D's update(s) on fresh fakes, then G's on batch_size",
+                        choices=("g_first", "d_first"))
+    mixing: str = setting("random_slots", "style mixing in training: random_slots (tutorial: "
+                          "each style slot takes z1 or z2 at random, one choice per step for "
+                          "the whole batch) or crossover (the paper: per sample, with "
+                          "probability mixing_prob, z1 before a random layer, z2 from it)",
+                          choices=("random_slots", "crossover"))
+    mixing_prob: float = setting(0.9, "crossover mixing: share of training samples made from "
+                                 "two z codes", at_least=0.0, at_most=1.0)
     w_avg_beta: float = setting(0.995, "decay of w_avg, the mean w that truncation pulls "
                                 "towards", at_least=0.0, below=1.0)
     loss: str = setting("nonsaturating", "the tutorial's loss, or wgan-gp (lambda gp_weight)",
@@ -98,6 +127,9 @@ class Config:
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
                                       "inference mode)")
     # -- the optimizers: Adam for D and for G
+    shared_optimizer: bool = setting(True, "one Adam for G and D (tutorial: one step counter, "
+                                     "advanced by both updates) instead of one each",
+                                     fixed=True)
     g_lr: float = setting(0.001, "G's Adam learning rate", at_least=1e-12)
     d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12)
     beta_1: float = setting(0.0, "Adam beta_1 of both", at_least=0.0, below=1.0)
@@ -107,30 +139,17 @@ class Config:
     lr_halved_from: int = setting(0, "halve G's and D's learning rates from this epoch on "
                                   "(1 = the first; 0: never)", at_least=0)
     # -- the pictures
+    grid_noise: str = setting("zeros", "the grid's noise image: zeros (tutorial) or one fixed "
+                              "draw", choices=("zeros", "fixed"))
     grid_coarse_size: int = setting(7, "the grid's rows give the style layers up to this "
                                     "size in pixels", at_least=1, at_most=4096)
+
+    def __post_init__(self):
+        _check_combination(self)
 
     @property
     def channels(self):
         return 1 if self.image_size == MNIST_SIZE else 3
-
-
-PRESETS = {"tutorial": Config()}
-PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers that measured best
-    PRESETS["tutorial"],  # (docs/results.md, "The default recipe and the levers tried")
-    preset="stylegan",
-    mixing_prob=0.5,  # enough mixing that mixed images look as good as one-z images
-    beta_2=0.99,  # the paper's Adam betas (0, 0.99): Adam forgets old gradients faster
-    lr_halved_from=5,  # the full rate drifts once the digits are formed
-    d_batchnorm=False,  # no train/inference gap in D for G's step to exploit
-    minibatch_std=True,  # D sees a batch short of variety
-    r1_gamma=1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
-    ema_beta=0.999,  # pictures and export from G's moving average, smoother than G
-    mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
-    styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
-    grid_coarse_size=28,  # rows give every style block, columns to_image's style
-)
-FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 class ConfigError(ValueError):
@@ -150,9 +169,7 @@ def from_dict(values, name_of=flag):
         raise ConfigError(f"unknown setting {name_of(unknown[0])}")
     for name, value in values.items():
         _check_value(name, value, name_of)
-    config = Config(**values)
-    _check_combination(config, name_of)
-    return config
+    return Config(**values)  # checks the combinations
 
 
 def field_type(name):
@@ -179,21 +196,31 @@ def _check_value(name, value, name_of):
         raise ConfigError(f"{name_of(name)} must be in [{low}, {top}, got {value}")
 
 
-def _check_combination(config, name_of):
-    """Rules that tie two settings together."""
+def _check_combination(config):
+    """Rules that tie two settings together (Config checks them whenever one is made)."""
     if config.dataset and config.image_size not in FOLDER_SIZES:
-        raise ConfigError(f"{name_of('image_size')} {config.image_size}: with a folder of "
+        raise ConfigError(f"{flag('image_size')} {config.image_size}: with a folder of "
                           f"images use one of {', '.join(map(str, FOLDER_SIZES))}")
     if not config.dataset and config.image_size != MNIST_SIZE:
-        raise ConfigError(f"{name_of('image_size')} {config.image_size}: MNIST is 28x28; "
-                          f"give {name_of('dataset')} DIR to train on other images")
+        raise ConfigError(f"{flag('image_size')} {config.image_size}: MNIST is 28x28; "
+                          f"give {flag('dataset')} DIR to train on other images")
     if config.dataset and config.data:
-        raise ConfigError(f"{name_of('data')} and {name_of('dataset')} both given: train on "
+        raise ConfigError(f"{flag('data')} and {flag('dataset')} both given: train on "
                           f"MNIST or on a folder, not both")
     penalised = "R1" if config.r1_gamma else "WGAN-GP" if config.loss == "wgan-gp" else None
     if penalised and config.d_batchnorm and config.image_size == MNIST_SIZE:
         raise ConfigError(f"{penalised} needs D without BatchNorm (a gradient penalty is per "
                           f"image; BatchNorm mixes the batch): add --no-d-batchnorm")
+    if config.shared_optimizer and config.g_lr != config.d_lr:
+        raise ConfigError(f"{flag('g_lr')} {config.g_lr} and {flag('d_lr')} {config.d_lr} "
+                          f"differ, but G and D share one optimizer: give one rate (--lr) or "
+                          f"add --no-shared-optimizer")
+    if config.shared_optimizer and config.r1_gamma:
+        raise ConfigError(f"lazy R1 counts D's own updates: with {flag('r1_gamma')} add "
+                          f"--no-shared-optimizer")
+    if config.step == "g_first" and config.d_steps != 1:
+        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first reuses G's "
+                          f"images for one D update; use --step d_first")
 
 
 def to_dict(config):
@@ -202,3 +229,40 @@ def to_dict(config):
 
 def fixed_fields():
     return [name for name, f in FIELDS.items() if f.metadata["fixed"]]
+
+
+PRESETS = {"tutorial": Config()}
+PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers that measured best
+    PRESETS["tutorial"],  # (docs/results.md, "The default recipe and the levers tried")
+    preset="stylegan",
+    epochs=10,
+    batch_size=64,
+    shuffle_buffer=0,  # a full permutation: every batch draws from all of MNIST
+    mapping_layers=3,
+    leaky_slope=0.2,  # the paper's
+    noise_init_std=0.0,  # the paper's: noise is learned up from nothing
+    mod_init="glorot_uniform",
+    const_init="normal",
+    d_filters=32,
+    d_kernel=5,
+    step="d_first",  # D sees fakes of the G it is about to be compared with
+    mixing="crossover",  # the paper's: a crossover at every layer, chosen per sample
+    shared_optimizer=False,
+    grid_noise="fixed",
+    mixing_prob=0.5,  # enough mixing that mixed images look as good as one-z images
+    beta_2=0.99,  # the paper's Adam betas (0, 0.99): Adam forgets old gradients faster
+    lr_halved_from=5,  # the full rate drifts once the digits are formed
+    d_batchnorm=False,  # no train/inference gap in D for G's step to exploit
+    minibatch_std=True,  # D sees a batch short of variety
+    r1_gamma=1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
+    ema_beta=0.999,  # pictures and export from G's moving average, smoother than G
+    mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
+    styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
+    grid_coarse_size=28,  # rows give every style block, columns to_image's style
+)
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# The fields added with checkpoint format 3, at the values the code had before them (both
+# presets trained so): a format-2 checkpoint reads back with these.
+BEFORE_FIELD_EXISTED = {name: getattr(PRESETS["stylegan"], name) for name in (
+    "shuffle_buffer", "leaky_slope", "noise_init_std", "mod_init", "const_init", "d_filters",
+    "d_kernel", "step", "mixing", "shared_optimizer", "grid_noise")}

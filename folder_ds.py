@@ -62,7 +62,8 @@ def load_image(path, image_size):
     return to_unit_range(tf.clip_by_value(tf.round(image), 0, 255))
 
 
-def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, epochs=1):
+def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, epochs=1,
+                        shuffle_buffer=0):
     """Batches [batch_size, image_size, image_size, 3] in [-1, 1], in epoch_order, decoded on
     the fly (memory stays bounded whatever the folder's size). Returns (dataset, steps per
     epoch)."""
@@ -70,7 +71,8 @@ def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, ep
 
     paths_tensor = tf.constant(paths)
     load = lambda index: load_image(tf.gather(paths_tensor, index), image_size)
-    batches = (epoch_order(len(paths), batch_size, seed, first_epoch, epochs).unbatch()
+    batches = (epoch_order(len(paths), batch_size, seed, first_epoch, epochs,
+                           shuffle_buffer).unbatch()
                .map(load, num_parallel_calls=tf.data.AUTOTUNE)
                .batch(batch_size, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))

@@ -109,11 +109,15 @@ def _check_images(x, path, key):
     return x
 
 
-def epoch_order(n, batch_size, seed, first_epoch, epochs):
+def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0):
     """A tf.data stream of index batches [batch_size] for epochs first_epoch..epochs-1 (counted
     from 0). Epoch e visits the n images in an order fixed by (seed, e) alone, so a resumed run
     sees the same order as one that never stopped; the last partial batch of an epoch is dropped,
-    so every step has the same shape."""
+    so every step has the same shape.
+
+    shuffle_buffer 0: a full permutation. N > 0: the tutorial's `shuffle(1024)`, which draws
+    each next image from a buffer of the next N in file order (seeded by (seed, e) here).
+    """
     import tensorflow as tf
 
     if batch_size > n:
@@ -121,20 +125,26 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs):
                         f"lower --batch-size or give more data")
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+        key = tf.stack([tf.constant(seed, tf.int64), epoch])
+        if shuffle_buffer:
+            order = tf.data.Dataset.range(n).shuffle(
+                shuffle_buffer, seed=tf.random.stateless_uniform(
+                    [], key, maxval=2 ** 62, dtype=tf.int64))
+        else:
+            order = tf.data.Dataset.from_tensor_slices(
+                tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), key))
+        return order.batch(batch_size, drop_remainder=True)
 
     return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
 
 
-def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1):
+def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1, shuffle_buffer=0):
     """The training pipeline for uint8 images [n, 28, 28]: batches of [batch_size, 28, 28, 1]
     in [-1, 1] (tanh's range), in epoch_order, prefetched. Returns (dataset, steps per epoch)."""
     import tensorflow as tf
 
     pixels = tf.constant(images)
-    batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs)
+    batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs, shuffle_buffer)
                .map(lambda index: to_unit_range(tf.gather(pixels, index)[..., None]),
                     num_parallel_calls=tf.data.AUTOTUNE)
                .prefetch(tf.data.AUTOTUNE))

@@ -132,18 +132,27 @@ class AdaNorm(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class AdaMod(layers.Layer):
     """The "A" of the paper: a Dense layer turns w into a per-channel scale y_s and bias y_b that
-    modulate the feature map x: `(1 + y_s) * x + y_b` (the 1 makes a zero y the identity)."""
+    modulate the feature map x: `(1 + y_s) * x + y_b` (the 1 makes a zero y the identity).
 
-    def __init__(self, equalized=False, **kwargs):
+    kernel_init: "normal" starts the Dense kernel as N(0, 1), the tutorial's ("this kernel is
+    important": each channel's scale then differs clearly from style to style), or
+    "glorot_uniform", Keras' default. An equalised layer always starts as N(0, 1), scaled.
+    """
+
+    def __init__(self, equalized=False, kernel_init="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.equalized = equalized  # an equalised learning rate for the Dense layer
+        self.kernel_init = kernel_init
 
     def build(self, input_shape):
         x_shape, w_shape = input_shape
         self.channels = x_shape[-1]
         # [y_s, y_b] for each channel
+        start = {} if self.equalized else {"kernel_initializer": (
+            keras.initializers.RandomNormal(0.0, 1.0) if self.kernel_init == "normal"
+            else self.kernel_init)}
         self.y = dense(2 * self.channels, self.equalized, gain=1.0, dtype=self.dtype_policy,
-                       name="y")
+                       name="y", **start)
         self.y.build(w_shape)
 
     def call(self, inputs):
@@ -152,24 +161,37 @@ class AdaMod(layers.Layer):
         return (1.0 + y[:, 0]) * x + y[:, 1]
 
     def get_config(self):
-        return {**super().get_config(), "equalized": self.equalized}
+        return {**super().get_config(), "equalized": self.equalized,
+                "kernel_init": self.kernel_init}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class AddNoise(layers.Layer):
     """The "B" of the paper: a learned per-channel scale times a noise image. The tutorial feeds
-    one full-size noise image to every layer and crops it to the feature map's height and width."""
+    one full-size noise image to every layer and crops it to the feature map's height and width.
+
+    init_std: the scales start as N(0, init_std): the tutorial's 1 ("large initial noise"), or
+    0 for zeros, the paper's, where the network learns how much noise each channel wants.
+    """
+
+    def __init__(self, init_std=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.init_std = init_std
 
     def build(self, input_shape):
         x_shape, _ = input_shape
-        # zeros as in the paper: the network learns how much noise each channel wants
-        self.noise_scale = self.add_weight(
-            shape=(x_shape[-1],), initializer="zeros", name="noise_scale")
+        start = (keras.initializers.RandomNormal(0.0, self.init_std) if self.init_std
+                 else "zeros")
+        self.noise_scale = self.add_weight(shape=(x_shape[-1],), initializer=start,
+                                           name="noise_scale")
 
     def call(self, inputs):
         x, noise = inputs  # noise: [n, H, W, 1] with H, W >= the feature map's
         noise = noise[:, : x.shape[1], : x.shape[2], :]
         return x + self.noise_scale * noise
+
+    def get_config(self):
+        return {**super().get_config(), "init_std": self.init_std}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,19 +247,23 @@ class Map(layers.Layer):
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Style(layers.Layer):
     """One synthesis block: AdaMod -> [UpSampling2D] -> Conv3x3 -> AdaNorm -> LeakyReLU ->
-    AddNoise. Takes `(x, w, noise)` where w is this block's slot of w, [n, w_dim]."""
+    AddNoise. Takes `(x, w, noise)` where w is this block's slot of w, [n, w_dim].
+    leaky_slope: the tutorial's 0.3 (Keras' default) or the paper's 0.2; noise_init_std and
+    mod_init: how AddNoise and AdaMod start (see those)."""
 
-    def __init__(self, filters, upsampling=True, equalized=False, **kwargs):
+    def __init__(self, filters, upsampling=True, equalized=False, leaky_slope=0.2,
+                 noise_init_std=0.0, mod_init="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.upsampling = upsampling
         self.equalized = equalized  # equalised learning rate in AdaMod and the conv
-        self.ada_mod = AdaMod(equalized, name="ada_mod")
+        self.leaky_slope, self.noise_init_std, self.mod_init = leaky_slope, noise_init_std, mod_init
+        self.ada_mod = AdaMod(equalized, mod_init, name="ada_mod")
         self.up = layers.UpSampling2D(2, interpolation="bilinear") if upsampling else None
         self.conv = conv(filters, 3, equalized, padding="same", name="conv")
         self.ada_norm = AdaNorm(name="ada_norm")
-        self.leaky_relu = layers.LeakyReLU(0.2)
-        self.add_noise = AddNoise(name="add_noise")
+        self.leaky_relu = layers.LeakyReLU(leaky_slope)
+        self.add_noise = AddNoise(noise_init_std, name="add_noise")
 
     def build(self, input_shape):
         x_shape, w_shape, noise_shape = input_shape
@@ -259,25 +285,33 @@ class Style(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "upsampling": self.upsampling,
-                "equalized": self.equalized}
+                "equalized": self.equalized, "leaky_slope": self.leaky_slope,
+                "noise_init_std": self.noise_init_std, "mod_init": self.mod_init}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Const(layers.Layer):
     """The learned constant image the style layers reshape ("the clay", 黏土), repeated for
-    every sample of the batch. Random-normal, not ones: AdaNorm would turn a flat map into 0."""
+    every sample of the batch. Not ones: AdaNorm would turn a flat map into 0.
 
-    def __init__(self, shape=(7, 7, 128), **kwargs):
+    init "glorot_uniform": the tutorial's constant is a Dense(7*7*128, use_bias=False) applied to
+    an input of ones, which is this weight exactly, started as that Dense's Keras-default kernel:
+    U(-a, a), a = sqrt(6 / (1 + 7*7*128)). "normal": N(0, 0.05).
+    """
+
+    def __init__(self, shape=(7, 7, 128), init="normal", **kwargs):
         super().__init__(**kwargs)
-        self.shape = tuple(shape)
-        self.const = self.add_weight(shape=(1, *self.shape), initializer="random_normal",
-                                     name="const")
+        self.shape, self.init = tuple(shape), init
+        limit = math.sqrt(6.0 / (1 + math.prod(self.shape)))  # glorot: fan_in 1, fan_out H*W*C
+        start = (keras.initializers.RandomUniform(-limit, limit) if init == "glorot_uniform"
+                 else keras.initializers.RandomNormal(0.0, 0.05))
+        self.const = self.add_weight(shape=(1, *self.shape), initializer=start, name="const")
 
     def call(self, like):
         return ops.repeat(self.const, ops.shape(like)[0], axis=0)
 
     def get_config(self):
-        return {**super().get_config(), "shape": self.shape}
+        return {**super().get_config(), "shape": self.shape, "init": self.init}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -333,7 +367,8 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
                     mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE,
-                    upsample=None, styled_to_image=False, equalized=False, mapping_lr_mult=1.0):
+                    upsample=None, styled_to_image=False, equalized=False, mapping_lr_mult=1.0,
+                    const_init="normal", **style_options):
     """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
 
     By default the first style block works at the constant's size without upsampling and each
@@ -342,7 +377,8 @@ def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_chan
     with one per block. styled_to_image: the last of the n_style slots modulates to_image's
     input (see `architecture`), the others feed the style blocks. equalized: every Dense and
     Conv2D with an equalised learning rate. mapping_lr_mult: the mapping net's learning rate as
-    a multiple of the rest of G's.
+    a multiple of the rest of G's. const_init: see Const; style_options (leaky_slope,
+    noise_init_std, mod_init): see Style.
     """
     blocks = n_style - int(styled_to_image)
     upsample = [i > 0 for i in range(blocks)] if upsample is None else list(upsample)
@@ -352,7 +388,7 @@ def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_chan
         raise ValueError(f"n_style={n_style} does not fit a {img_shape[0]}px image: "
                          f"{img_shape[0]} must be a multiple of 2**(upsampling layers)")
     synthesis = _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape,
-                                 upsample, styled_to_image, equalized)
+                                 upsample, styled_to_image, equalized, const_init, style_options)
     z = keras.Input((n_style, latent_dim), name="z")
     noise = keras.Input(img_shape[:2], name="noise")
     w = Map(w_dim, mapping_layers, mapping_activation, equalized, mapping_lr_mult,
@@ -361,22 +397,24 @@ def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_chan
 
 
 def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, upsample,
-                     styled_to_image, equalized):
+                     styled_to_image, equalized, const_init, style_options):
     """The synthesis net g: w [n, n_style, w_dim] and noise [n, H, W] -> image."""
     w = keras.Input((n_style, w_dim), name="w")
     noise_ = keras.Input(img_shape[:2], name="noise")
     noise = layers.Reshape((*img_shape[:2], 1))(noise_)
-    const = Const((base, base, const_channels), name="const")(w)
-    x = AddNoise(name="const_noise")((const, noise))
+    const = Const((base, base, const_channels), const_init, name="const")(w)
+    x = AddNoise(style_options.get("noise_init_std", 0.0), name="const_noise")((const, noise))
     x = AdaNorm(name="const_norm")(x)
     blocks = len(upsample)
     widths = filters if isinstance(filters, (list, tuple)) else [filters] * blocks
     for i in range(blocks):  # 7^2, 14^2, 28^2 (two layers at each with convs_per_block=2)
         w_i = StyleSlot(i, name=f"w_{i}")(w)
-        x = Style(widths[i], upsample[i], equalized, name=f"style_{i}")((x, w_i, noise))
+        x = Style(widths[i], upsample[i], equalized, name=f"style_{i}",
+                  **style_options)((x, w_i, noise))
     if styled_to_image:  # the finest style: scales and shifts the channels to_image combines
         w_last = StyleSlot(blocks, name=f"w_{blocks}")(w)
-        x = AdaMod(equalized, name="to_image_mod")((x, w_last))
+        x = AdaMod(equalized, style_options.get("mod_init", "glorot_uniform"),
+                   name="to_image_mod")((x, w_last))
     # float32 output also under mixed precision (Keras' advice for a model's last layer)
     o = conv(img_shape[-1], 5, equalized, gain=1.0, padding="same", activation="tanh",
              dtype="float32", name="to_image")(x)
@@ -384,8 +422,10 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, u
 
 
 def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False,
-                        equalized=False):
-    """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别).
+                        equalized=False, filters=64, kernel_size=4, leaky_slope=0.3):
+    """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别),
+    the mnist_uni_disc_cnn of its gan_cnn.py: two strided convs, `filters` then 2 * filters
+    wide, each followed by BatchNorm, LeakyReLU and Dropout 0.3, then one Dense logit.
 
     batchnorm=False drops its BatchNormalization layers (the paper's D has none, and R1 wants
     each sample's gradient alone); minibatch_std=True adds the paper's minibatch standard
@@ -395,13 +435,13 @@ def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False
     norm = (lambda: [layers.BatchNormalization()]) if batchnorm else (lambda: [])
     return keras.Sequential([
         keras.Input(img_shape),
-        conv(32, 5, equalized, strides=2, padding="same"),
+        conv(filters, kernel_size, equalized, strides=2, padding="same"),
         *norm(),
-        layers.LeakyReLU(0.2),
+        layers.LeakyReLU(leaky_slope),
         layers.Dropout(0.3),
-        conv(64, 5, equalized, strides=2, padding="same"),
+        conv(2 * filters, kernel_size, equalized, strides=2, padding="same"),
         *norm(),
-        layers.LeakyReLU(0.2),
+        layers.LeakyReLU(leaky_slope),
         layers.Dropout(0.3),
         *([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
         layers.Flatten(),
@@ -439,16 +479,16 @@ class MinibatchStd(layers.Layer):
 
 
 def build_deep_discriminator(img_shape, filters=64, max_filters=256, minibatch_std=False,
-                             equalized=False):
+                             equalized=False, leaky_slope=0.2):
     """For 32..256 px images: a strided Conv3x3 + LeakyReLU per halving down to 4x4, widths
     mirroring the generator's; no BatchNorm, so the WGAN-GP penalty sees each sample alone."""
     size = img_shape[0]
     stack = [keras.Input(img_shape), conv(filters, 3, equalized, padding="same"),
-             layers.LeakyReLU(0.2)]
+             layers.LeakyReLU(leaky_slope)]
     while size > 4:
         size //= 2
         stack += [conv(min(max_filters, filters * img_shape[0] // size), 3, equalized,
-                       strides=2, padding="same"), layers.LeakyReLU(0.2)]
+                       strides=2, padding="same"), layers.LeakyReLU(leaky_slope)]
     stack += [*([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
               layers.Flatten(), dense(1, equalized, gain=1.0, dtype="float32")]
     return keras.Sequential(stack, name="discriminator")
@@ -539,7 +579,9 @@ def build_networks(config):
                                arch["const_channels"], config.mapping_layers,
                                config.mapping_activation, img_shape, arch["upsample"],
                                config.styled_to_image, config.equalized_lr,
-                               config.mapping_lr_mult)
+                               config.mapping_lr_mult, config.const_init,
+                               leaky_slope=config.leaky_slope,
+                               noise_init_std=config.noise_init_std, mod_init=config.mod_init)
 
     generator, generator_ema = new_generator(), None
     if config.ema_beta:  # G's moving average starts as a copy of G and is never trained
@@ -548,10 +590,12 @@ def build_networks(config):
         generator_ema.trainable = False
     if config.image_size == MNIST_SIZE:
         discriminator = build_discriminator(img_shape, config.d_batchnorm, config.minibatch_std,
-                                            config.equalized_lr)
+                                            config.equalized_lr, config.d_filters,
+                                            config.d_kernel, config.leaky_slope)
     else:
         discriminator = build_deep_discriminator(img_shape, config.filters, config.max_filters,
-                                                 config.minibatch_std, config.equalized_lr)
+                                                 config.minibatch_std, config.equalized_lr,
+                                                 config.leaky_slope)
     return generator, discriminator, generator_ema
 
 
@@ -605,25 +649,32 @@ class StyleGAN(keras.Model):
         return self.g if self.g_ema is None else self.g_ema
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Adam for D and for G with the config's rates and betas unless given; under
-        mixed_float16 each scales its loss (float16 gradients underflow unscaled)."""
+        """Adam with the config's rates and betas unless given: one for D and one for G, or with
+        config.shared_optimizer the tutorial's single Adam for both (moments per weight, one
+        step counter that both updates of a step advance). Under mixed_float16 the optimizer
+        scales the loss (float16 gradients underflow unscaled)."""
         super().compile(**kwargs)
         c = self.config
         adam = lambda lr: keras.optimizers.Adam(lr, c.beta_1, c.beta_2, epsilon=c.adam_epsilon)
-        self.d_optimizer = d_optimizer or adam(c.d_lr)
-        self.g_optimizer = g_optimizer or adam(c.g_lr)
         if self.dtype_policy.name == "mixed_float16":
-            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
-            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
+            adam = lambda lr, adam=adam: keras.optimizers.LossScaleOptimizer(adam(lr))
+        self.d_optimizer = d_optimizer or adam(c.d_lr)
+        shared = self.d_optimizer if c.shared_optimizer else None
+        self.g_optimizer = g_optimizer or shared or adam(c.g_lr)
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.build_optimizers()  # now, not inside the compiled step (MirroredStrategy can't)
 
     def build_optimizers(self):
         """Create the optimizers' slots now (fit does it lazily), so that a checkpoint always
         holds and loads them whole."""
-        for optimizer, net in ((self.d_optimizer, self.d), (self.g_optimizer, self.g)):
+        if self.g_optimizer is self.d_optimizer:
+            to_build = [(self.d_optimizer, self.d.trainable_variables + self.g.trainable_variables)]
+        else:
+            to_build = [(self.d_optimizer, self.d.trainable_variables),
+                        (self.g_optimizer, self.g.trainable_variables)]
+        for optimizer, variables in to_build:
             if not optimizer.built:
-                optimizer.build(net.trainable_variables)
+                optimizer.build(variables)
 
     def set_learning_rates(self, d_lr, g_lr):
         self.d_optimizer.learning_rate = d_lr
@@ -647,29 +698,46 @@ class StyleGAN(keras.Model):
                  < self.config.mixing_prob)
         return ops.where(mixed, k, self.n_style)
 
+    def draw_slots(self, z1, z2):
+        """The tutorial's mixing: every style slot takes z1 or z2 at random, one choice per step
+        shared by the whole batch (2 of the 2**n_style choices are no mix at all)."""
+        from_z1 = keras.random.randint((self.n_style,), 0, 2, seed=self.seed_generator) == 0
+        return ops.where(from_z1[None, :, None], z1[:, None], z2[:, None])
+
     def draw_inputs(self, batch_size):
-        """Generator inputs for training: a mixed z stack [n, n_style, latent] and noise."""
+        """Generator inputs for training: a z stack [n, n_style, latent] mixed as config.mixing
+        says, and noise [n, H, W]."""
         n, mine = _global_batch(batch_size)
         z1, z2 = (keras.random.normal((n, self.latent_dim), seed=self.seed_generator)
                   for _ in range(2))
-        crossover = self.draw_crossover(n)
+        if self.config.mixing == "random_slots":
+            z = self.draw_slots(z1, z2)
+        else:
+            z = mix_z(z1, z2, self.draw_crossover(n), self.n_style)
         noise = keras.random.normal((n, *self.img_shape[:2]), seed=self.seed_generator)
-        return mix_z(z1[mine], z2[mine], crossover[mine], self.n_style), noise[mine]
+        return z[mine], noise[mine]
 
     def train_step(self, real_images):
+        """One step as config.step says. g_first (the tutorial's `step`): G's update on twice the
+        real batch, then D's on the real batch and the first half of the images G's step made
+        (before its update). d_first: D's update(s), each on fresh fakes, then G's."""
         batch_size = ops.shape(real_images)[0]
-        for _ in range(self.config.d_steps):  # unrolled when traced: d_steps is a Python int
-            d_loss = self.d_step(real_images, batch_size)
-        g_loss = self.g_step(batch_size)
+        if self.config.step == "g_first":
+            g_loss, fakes = self.g_step(2 * batch_size)
+            d_loss = self.d_step(real_images, fakes[:batch_size])
+        else:
+            for _ in range(self.config.d_steps):  # unrolled when traced: a Python int
+                fakes = self.g(self.draw_inputs(batch_size), training=True)
+                d_loss = self.d_step(real_images, fakes)
+            g_loss, _ = self.g_step(batch_size)
         if self.g_ema is not None:
             self.update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
 
-    def d_step(self, real_images, batch_size):
-        """1. the discriminator learns to tell real images from generated ones."""
-        fake_images = self.g(self.draw_inputs(batch_size), training=True)
+    def d_step(self, real_images, fake_images):
+        """The discriminator learns to tell real images from generated ones."""
         with tf.GradientTape() as tape:
             d_loss = self.discriminator_loss(real_images, fake_images)
             penalty = self.lazy_r1(real_images) if self.config.r1_gamma else 0.0
@@ -679,18 +747,19 @@ class StyleGAN(keras.Model):
         return d_loss
 
     def g_step(self, batch_size):
-        """2. the generator learns to fool the discriminator."""
+        """The generator learns to fool the discriminator; returns its loss and the images it
+        made (before its update)."""
         z, noise = self.draw_inputs(batch_size)
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
-            logits = self.d(self.synthesis([w, noise], training=True),
-                            training=self.config.g_step_d_training)
+            images = self.synthesis([w, noise], training=True)
+            logits = self.d(images, training=self.config.g_step_d_training)
             g_loss = self.generator_loss(logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
-        return g_loss
+        return g_loss, images
 
     def discriminator_loss(self, real_images, fake_images):
         if self.config.loss == "wgan-gp":  # critic: real up, fake down, gradient norm 1 between

@@ -170,13 +170,14 @@ def load_training_data(config, first_epoch):
         if config.dataset:
             paths = load_folder(config.dataset)[:limit]
             dataset, steps = make_folder_dataset(paths, config.image_size, config.batch_size,
-                                                 config.seed, first_epoch, config.epochs)
+                                                 config.seed, first_epoch, config.epochs,
+                                                 config.shuffle_buffer)
             return dataset, steps, len(paths), config
         path = locate_mnist(config.data or None)
         (x_train, _), _ = read_mnist_npz(path)
         x_train = x_train[:limit]
         dataset, steps = make_dataset(x_train, config.batch_size, config.seed, first_epoch,
-                                      config.epochs)
+                                      config.epochs, config.shuffle_buffer)
         return dataset, steps, len(x_train), dataclasses.replace(config, data=str(path))
     except DataError as error:
         raise UserError(str(error)) from None
@@ -236,7 +237,8 @@ class RunKeeper(keras.callbacks.Callback):
         self.completed = len(self.history)  # epochs completed and saved
         self.signal = self.diverged_at = None
         self.grids = MixingGridCallback(out, seed=config.seed,
-                                        coarse_size=config.grid_coarse_size)
+                                        coarse_size=config.grid_coarse_size,
+                                        zero_noise=config.grid_noise == "zeros")
         self._previous_handlers = {}
 
     def set_model(self, model):

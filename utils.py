@@ -25,7 +25,8 @@ import numpy as np
 import config as config_lib
 
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 2  # the version of the json's layout; 1 predates config.Config
+CHECKPOINT_FORMAT = 3  # the version of the json's layout; 1 predates config.Config
+READABLE_FORMATS = (2, 3)  # 2 lacks the fields of config.BEFORE_FIELD_EXISTED
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
 LOSS_KEYS = ("d_loss", "g_loss")  # the history's columns besides the epoch
@@ -202,7 +203,7 @@ def read_checkpoint(meta_path):
     meta_path, weights = Path(meta_path), weights_of(meta_path)
     try:
         meta = json.loads(meta_path.read_text())
-        if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
             raise CheckpointError(f"{meta_path} is not a checkpoint of this version of "
                                   f"train.py: resume that run with the version that wrote it")
         if not weights.is_file() or meta.get("sha256") != digest(meta, weights):
@@ -214,7 +215,10 @@ def read_checkpoint(meta_path):
             raise CheckpointError(f"checkpoint {meta_path} is named for other epochs than it "
                                   f"holds ({meta['epoch']})")
         _check_fields(meta)
-        config = config_lib.from_dict(meta["config"], name_of=lambda key: f"setting {key!r}")
+        saved = meta["config"]
+        if meta["format"] == 2:  # written before these fields existed: the values it had then
+            saved = {**config_lib.BEFORE_FIELD_EXISTED, **saved}
+        config = config_lib.from_dict(saved, name_of=lambda key: f"setting {key!r}")
         _check_finite_file(weights)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise CheckpointError(f"checkpoint {meta_path} cannot be used ({first_line(error)})") \

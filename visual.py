@@ -45,13 +45,14 @@ def grid_crossover(generator, coarse_size=COARSE_SIZE):
     return min(max(1, coarse), max(1, len(sizes) - 1))
 
 
-def grid_inputs(latent_dim, n=12, seed=0, image_size=28):
-    """The grid's fixed draws: row sources z1 [n, latent], column sources z2, one noise image."""
+def grid_inputs(latent_dim, n=12, seed=0, image_size=28, zero_noise=False):
+    """The grid's fixed draws: row sources z1 [n, latent], column sources z2, one noise image
+    (all zeros with zero_noise, as the tutorial's grid)."""
     rng = np.random.default_rng(seed)
     z1 = rng.standard_normal((n, latent_dim), dtype=np.float32)
     z2 = rng.standard_normal((n, latent_dim), dtype=np.float32)
     noise = rng.standard_normal((1, image_size, image_size), dtype=np.float32)
-    return z1, z2, noise
+    return z1, z2, np.zeros_like(noise) if zero_noise else noise
 
 
 def mixing_grid(generator, z1, z2, noise, crossover):
@@ -100,15 +101,18 @@ class MixingGridCallback(keras.callbacks.Callback):
     """Draws the mixing grid of the model's sampling generator to `<out_dir>/<name>.png`
     (train.py's RunKeeper calls `save_grid(epoch)` at each completed epoch, counted from 1)."""
 
-    def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE):
+    def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE,
+                 zero_noise=False):
         super().__init__()
         self.out_dir = Path(out_dir)
         self.coarse_size = coarse_size  # style layers up to this size come from the rows
+        self.zero_noise = zero_noise  # the tutorial's grid turns the noise off
         self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
 
     def save_grid(self, name):
         size = self.model.img_shape[0]
-        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size)
+        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size,
+                                    self.zero_noise)
         generator = self.model.sampling_generator
         grid = mixing_grid(generator, z1, z2, noise,
                            grid_crossover(generator, self.coarse_size))

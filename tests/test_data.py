@@ -81,3 +81,19 @@ def test_dataset_scales_to_tanh_range_and_drops_the_partial_batch():
 def test_a_batch_larger_than_the_data_is_refused():
     with pytest.raises(mnist_ds.DataError, match="batch size 64 is larger than the 10"):
         mnist_ds.make_dataset(np.zeros((10, 28, 28), np.uint8), batch_size=64)
+
+
+def test_the_tutorials_shuffle_buffer_draws_from_the_next_images_and_resumes_the_same_order():
+    def order(first_epoch, shuffle_buffer):  # 3 epochs of 100 indices in batches of 10
+        return [b.numpy() for b in mnist_ds.epoch_order(100, 10, 3, first_epoch, 3,
+                                                         shuffle_buffer)]
+
+    local = order(0, 16)
+    assert sorted(np.concatenate(local[:10])) == list(range(100))  # each image once an epoch
+    assert local[0].max() < 16 + 10  # the first batch: from the first 25 images in file order
+    assert not np.array_equal(np.concatenate(local[:10]), np.concatenate(local[10:20]))
+    for a, b in zip(local, order(0, 16), strict=True):  # the same order again
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(local[10:], order(1, 16), strict=True):  # and from epoch 2 on, resumed
+        np.testing.assert_array_equal(a, b)
+    assert order(0, 0)[0].max() >= 26  # a full permutation draws from every image at once

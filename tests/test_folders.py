@@ -83,7 +83,7 @@ def test_the_generator_grows_one_style_block_per_doubling():
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_one_training_step_for_each_loss(image_folder, loss):
-    model = small_gan(loss=loss, d_steps=2)
+    model = small_gan(loss=loss, d_steps=2, step="d_first", shared_optimizer=False)
     g_before, d_before = model.g.get_weights(), model.d.get_weights()
     dataset, _ = folder_ds.make_folder_dataset(folder_ds.load_folder(image_folder), 32, 8)
     history = model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)

@@ -70,7 +70,8 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
 
     assert resolve() == PRESETS["stylegan"]  # the command line's default: the measured best
     assert PRESETS["tutorial"] == Config()  # Config's defaults: the tutorial's recipe
-    tutorial = resolve("--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", "5")
+    tutorial = resolve("--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", "5",
+                       "--no-shared-optimizer")
     assert tutorial.r1_gamma == 5.0 and not tutorial.d_batchnorm  # the flags win over the preset
     assert tutorial.g_lr == tutorial.d_lr == 0.001 and tutorial.beta_1 == 0.0
     assert tutorial.convs_per_block == 1 and tutorial.preset == "tutorial"

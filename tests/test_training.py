@@ -1,9 +1,12 @@
 """The compiled train_step: fresh random draws each call, both networks learn, exact resume."""
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import config as config_lib
 import stylegan
 import utils
 from conftest import tiny_gan
@@ -23,7 +26,7 @@ def test_every_call_of_the_compiled_draw_gives_new_crossovers(tiny_model):
 
 
 def test_mixing_prob_decides_how_many_samples_are_mixed():
-    never, always = tiny_gan(mixing_prob=0.0, seed=1), tiny_gan(mixing_prob=1.0, seed=1)
+    never, always = (tiny_gan(mixing="crossover", mixing_prob=p, seed=1) for p in (0.0, 1.0))
     assert np.all(np.asarray(never.draw_crossover(256)) == 3)
     assert np.all(np.asarray(always.draw_crossover(256)) < 3)
     z, noise = always.draw_inputs(256)
@@ -31,18 +34,24 @@ def test_mixing_prob_decides_how_many_samples_are_mixed():
     assert np.all(np.asarray(z[:, 0] != z[:, 2]))  # mixed: first and last layer differ
 
 
-def test_a_few_compiled_steps_change_both_networks_and_keep_losses_finite(tiny_model):
-    g_before = [w.copy() for w in tiny_model.g.get_weights()]
-    d_before = [w.copy() for w in tiny_model.d.get_weights()]
-    history = tiny_model.fit(images_dataset(), epochs=2, verbose=0, shuffle=False)
+@pytest.mark.parametrize("settings", [{}, dict(step="d_first", shared_optimizer=False)])
+def test_a_few_compiled_steps_change_both_networks_and_keep_losses_finite(settings):
+    model = tiny_gan(**settings)
+    g_before = [w.copy() for w in model.g.get_weights()]
+    d_before = [w.copy() for w in model.d.get_weights()]
+    history = model.fit(images_dataset(), epochs=2, verbose=0, shuffle=False)  # 8 steps
     for key in ("d_loss", "g_loss"):
         assert np.all(np.isfinite(history.history[key]))
     changed = lambda before, after: any(not np.allclose(b, a) for b, a in zip(before, after))
-    assert changed(g_before, tiny_model.g.get_weights())
-    assert changed(d_before, tiny_model.d.get_weights())
-    assert np.abs(np.asarray(tiny_model.mapping.w_avg)).sum() > 0  # w_avg tracked in training
-    assert tiny_model.g_optimizer.iterations.numpy() == 8  # one G update per step
-    assert tiny_model.d_optimizer.iterations.numpy() == 8  # and one D update
+    assert changed(g_before, model.g.get_weights())
+    assert changed(d_before, model.d.get_weights())
+    assert np.abs(np.asarray(model.mapping.w_avg)).sum() > 0  # w_avg tracked in training
+    if model.config.shared_optimizer:  # the tutorial's one Adam: both updates count
+        assert model.g_optimizer is model.d_optimizer
+        assert model.g_optimizer.iterations.numpy() == 16
+    else:
+        assert model.g_optimizer.iterations.numpy() == 8  # one G update per step
+        assert model.d_optimizer.iterations.numpy() == 8  # and one D update
 
 
 def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
@@ -65,9 +74,29 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_mod
                           (tiny_model.d_optimizer.variables, restored.d_optimizer.variables)]:
         for a, b in zip(saved, loaded, strict=True):
             np.testing.assert_array_equal(a, b)
-    assert restored.g_optimizer.iterations.numpy() == 4
+    assert restored.g_optimizer.iterations.numpy() == 8  # shared: G's and D's update, 4 steps
     # the same random state: the next training draws are the same as the original run's
     np.testing.assert_array_equal(restored.draw_crossover(32), tiny_model.draw_crossover(32))
+
+
+def test_a_format_2_checkpoint_reads_back_with_the_values_the_code_had_then(tmp_path):
+    model = tiny_gan(**config_lib.BEFORE_FIELD_EXISTED)  # as format-2 code built it
+    path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
+    meta = json.loads(path.read_text())
+    for name in config_lib.BEFORE_FIELD_EXISTED:  # as it was written then, before these fields
+        del meta["config"][name]
+    meta["format"] = 2
+    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
+    path.write_text(json.dumps(meta))
+    meta, config = utils.read_checkpoint(path)
+    assert config == model.config
+    # what the code did before these fields existed
+    assert config.step == "d_first" and config.mixing == "crossover" and config.leaky_slope == 0.2
+    assert not config.shared_optimizer and (config.d_filters, config.d_kernel) == (32, 5)
+    restored = stylegan.make_gan(config)
+    utils.load_checkpoint(restored, path, meta)
+    for a, b in zip(model.g.weights, restored.g.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("policy, compute", [("mixed_bfloat16", "bfloat16"),

@@ -1,0 +1,131 @@
+"""`--preset tutorial` is the tutorial's code: its networks weight for weight, its step, its one
+Adam, its mixing, its initialisations; and the default preset's networks as measured."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+import stylegan
+from config import PRESETS
+from conftest import tiny_gan
+
+# The tutorial's networks, as Keras' summary counts them (every weight, trainable or not)
+TUTORIAL_D = [("Conv2D", 1_088), ("BatchNormalization", 256), ("Conv2D", 131_200),
+              ("BatchNormalization", 512), ("Dense", 6_273)]  # 139,329
+TUTORIAL_G = {"const": 6_272, "const_noise": 128, "style_0": 106_880, "style_1": 53_504,
+              "style_2": 53_504, "to_image": 1_601}  # + the mapping net's 29,440 = 251,329
+# The default recipe's (measured: docs/results.md): D 32/64 wide, 5x5, no BatchNorm, a
+# minibatch std channel; G with a 3-layer mapping net and a styled to_image
+DEFAULT_D = [("Conv2D", 832), ("Conv2D", 51_264), ("Dense", 3_186)]  # 55,282
+DEFAULT_G = {**TUTORIAL_G, "to_image_mod": 16_512}  # + the mapping net's 45,952 = 284,353
+
+
+def d_layers(discriminator):
+    return [(type(layer).__name__, layer.count_params()) for layer in discriminator.layers
+            if layer.count_params()]
+
+
+def synthesis_layers(generator):
+    return {layer.name: layer.count_params()
+            for layer in generator.get_layer("synthesis").layers if layer.count_params()}
+
+
+def trainable(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def test_the_tutorial_presets_networks_have_the_tutorials_weights_layer_by_layer():
+    g, d, g_ema = stylegan.build_networks(PRESETS["tutorial"])
+    assert d_layers(d) == TUTORIAL_D and d.count_params() == 139_329
+    assert synthesis_layers(g) == TUTORIAL_G
+    mapping = g.get_layer("map")
+    assert len(mapping.f) == 2 and trainable(mapping) == 29_440  # Dense(128), Dense(128)
+    # 251,329 trained weights; w_avg (128, never trained) is for truncation at inference only
+    assert trainable(g) == 251_329 and g.count_params() == 251_329 + 128
+    assert g_ema is None
+
+
+def test_the_default_presets_networks_are_the_ones_measured():
+    g, d, g_ema = stylegan.build_networks(PRESETS["stylegan"])
+    assert d_layers(d) == DEFAULT_D
+    assert synthesis_layers(g) == DEFAULT_G
+    assert len(g.get_layer("map").f) == 3 and trainable(g) == 284_353
+    assert trainable(g_ema) == 0 and g_ema.count_params() == g.count_params()
+
+
+def leaky_slopes(model):
+    found = []
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.LeakyReLU):
+            found.append(layer.negative_slope)
+    return set(found)
+
+
+def test_the_tutorial_starts_from_its_initialisations_and_slopes():
+    keras.utils.set_random_seed(0)
+    g, d, _ = stylegan.build_networks(PRESETS["tutorial"])
+    synthesis = g.get_layer("synthesis")
+    noise_scales = np.concatenate([np.ravel(layer.noise_scale) for layer in
+                                   synthesis._flatten_layers() if isinstance(layer,
+                                                                             stylegan.AddNoise)])
+    assert len(noise_scales) == 128 + 3 * 64 and 0.85 < noise_scales.std() < 1.15  # N(0, 1)
+    mod_kernels = np.concatenate([np.ravel(layer.y.kernel) for layer in
+                                  synthesis._flatten_layers() if isinstance(layer,
+                                                                            stylegan.AdaMod)])
+    assert 0.95 < mod_kernels.std() < 1.05  # N(0, 1), "this kernel is important"
+    const = np.asarray(synthesis.get_layer("const").const)
+    limit = np.sqrt(6 / (1 + 7 * 7 * 128))  # Keras' glorot_uniform of a Dense(6272) on ones
+    assert np.abs(const).max() <= limit and np.abs(const).max() > 0.95 * limit
+    assert leaky_slopes(synthesis) == leaky_slopes(d) == {0.3}  # Keras' default LeakyReLU
+
+    g, d, _ = stylegan.build_networks(PRESETS["stylegan"])
+    synthesis = g.get_layer("synthesis")
+    assert not np.any(synthesis.get_layer("style_0").add_noise.noise_scale)  # zeros
+    assert leaky_slopes(synthesis) == leaky_slopes(d) == {0.2}
+
+
+class Recorder:
+    """Stands in for D in an eager train_step: records the images and the mode of each call."""
+
+    def __init__(self, discriminator):
+        self.d, self.calls = discriminator, []
+
+    def __call__(self, images, training=False):
+        self.calls.append((np.asarray(images), training))
+        return self.d(images, training=training)
+
+    @property
+    def trainable_variables(self):
+        return self.d.trainable_variables
+
+
+def test_the_tutorial_step_updates_g_on_2n_images_then_d_on_n_real_and_the_first_n_of_them():
+    model = tiny_gan()
+    n = 4
+    real = np.random.default_rng(0).uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
+    recorder = Recorder(model.d)
+    object.__setattr__(model, "d", recorder)  # plain attribute: Keras does not track it
+    model.train_step(tf.constant(real))  # eager, so that every call of D is seen
+    (g_step_images, g_step_mode), (d_step_images, d_step_mode) = recorder.calls
+    assert g_step_images.shape[0] == 2 * n and g_step_mode is False  # D in inference mode
+    assert d_step_mode is True and d_step_images.shape[0] == 2 * n  # one batch of both
+    np.testing.assert_array_equal(d_step_images[:n], real)  # the real batch, then
+    np.testing.assert_array_equal(d_step_images[n:], g_step_images[:n])  # G's first n images,
+    # made in G's step, before its update (labels: 1 for the real, 0 for the fakes)
+    assert model.g_optimizer is model.d_optimizer and model.g_optimizer.iterations.numpy() == 2
+
+
+def test_the_tutorial_mixing_picks_z1_or_z2_per_slot_anew_at_every_compiled_step():
+    model = tiny_gan()
+    draw = tf.function(lambda: model.draw_inputs(16)[0])  # traced once, as fit traces the step
+    patterns, firsts = set(), []
+    for _ in range(24):
+        z = np.asarray(draw())
+        same_as_slot_0 = np.all(z == z[:, :1], axis=-1)  # [n, 3]: which slots hold slot 0's z
+        assert np.all(same_as_slot_0 == same_as_slot_0[0])  # one choice for the whole batch
+        assert not np.array_equal(z[0, 0], z[1, 0])  # each sample its own z codes
+        patterns.add(tuple(same_as_slot_0[0]))
+        firsts.append(z[0, 0])
+    # z1 z1 z1 / z1 z1 z2 / z1 z2 z1 / z1 z2 z2 (and their swaps): every one comes up
+    assert patterns == {(True, True, True), (True, True, False), (True, False, True),
+                        (True, False, False)}
+    assert len({tuple(first) for first in firsts}) == 24  # fresh z codes at every step
