@@ -145,7 +145,7 @@ class Config:
                                     "size in pixels", at_least=1, at_most=4096)
 
     def __post_init__(self):
-        _check_combination(self)
+        _check_recipe(self)
 
     @property
     def channels(self):
@@ -169,7 +169,9 @@ def from_dict(values, name_of=flag):
         raise ConfigError(f"unknown setting {name_of(unknown[0])}")
     for name, value in values.items():
         _check_value(name, value, name_of)
-    return Config(**values)  # checks the combinations
+    config = Config(**values)  # checks the recipe's combinations
+    _check_data(config)
+    return config
 
 
 def field_type(name):
@@ -196,8 +198,9 @@ def _check_value(name, value, name_of):
         raise ConfigError(f"{name_of(name)} must be in [{low}, {top}, got {value}")
 
 
-def _check_combination(config):
-    """Rules that tie two settings together (Config checks them whenever one is made)."""
+def _check_data(config):
+    """The data settings fit together (a Config for networks alone, in tests and benchmarks,
+    may name no data)."""
     if config.dataset and config.image_size not in FOLDER_SIZES:
         raise ConfigError(f"{flag('image_size')} {config.image_size}: with a folder of "
                           f"images use one of {', '.join(map(str, FOLDER_SIZES))}")
@@ -207,6 +210,10 @@ def _check_combination(config):
     if config.dataset and config.data:
         raise ConfigError(f"{flag('data')} and {flag('dataset')} both given: train on "
                           f"MNIST or on a folder, not both")
+
+
+def _check_recipe(config):
+    """Rules that tie two training settings together (checked whenever a Config is made)."""
     penalised = "R1" if config.r1_gamma else "WGAN-GP" if config.loss == "wgan-gp" else None
     if penalised and config.d_batchnorm and config.image_size == MNIST_SIZE:
         raise ConfigError(f"{penalised} needs D without BatchNorm (a gradient penalty is per "
@@ -232,9 +239,10 @@ def fixed_fields():
 
 
 PRESETS = {"tutorial": Config()}
-PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers that measured best
-    PRESETS["tutorial"],  # (docs/results.md, "The default recipe and the levers tried")
+PRESETS["stylegan"] = dataclasses.replace(
+    PRESETS["tutorial"],
     preset="stylegan",
+    # the base the levers below were measured on (docs/results.md, "The two presets")
     epochs=10,
     batch_size=64,
     shuffle_buffer=0,  # a full permutation: every batch draws from all of MNIST
@@ -245,10 +253,12 @@ PRESETS["stylegan"] = dataclasses.replace(  # the tutorial's, with the levers th
     const_init="normal",
     d_filters=32,
     d_kernel=5,
-    step="d_first",  # D sees fakes of the G it is about to be compared with
-    mixing="crossover",  # the paper's: a crossover at every layer, chosen per sample
+    step="d_first",  # D's fakes come from the G its update will be compared with
+    mixing="crossover",  # the paper's: per sample, a crossover at any layer
     shared_optimizer=False,
     grid_noise="fixed",
+    # the levers that measured best on that base, one at a time (docs/results.md, "The
+    # default recipe and the levers tried")
     mixing_prob=0.5,  # enough mixing that mixed images look as good as one-z images
     beta_2=0.99,  # the paper's Adam betas (0, 0.99): Adam forgets old gradients faster
     lr_halved_from=5,  # the full rate drifts once the digits are formed

@@ -6,9 +6,11 @@
 
 Each way runs in its own process (so its peak memory is its own) on the same fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps. The baseline is
-the tutorial's way: the same `train_step` called from a plain Python loop, no tf.function. The
-table gives each way's speed as a ratio to that baseline measured in the same run, which is the
-figure to compare across machines (absolute speeds on shared machines drift).
+the tutorial's way: the same `train_step` called from a plain Python loop, no tf.function. Each
+preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch; the
+default: 64, 937 steps), so the table gives seconds per MNIST epoch and their ratio to that
+baseline measured in the same run, which is the figure to compare across machines (absolute
+speeds on shared machines drift).
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import config as config_lib  # noqa: E402
 from utils import ArgumentParser, UserError  # noqa: E402
 
+MNIST_TRAIN = 60_000  # images in an MNIST epoch: an epoch is MNIST_TRAIN // batch steps
 WAYS = {  # name: how the step runs
     "eager": "the tutorial's loop: train_step called eagerly (baseline)",
     "compiled": "tf.function(train_step), as model.fit runs it",
@@ -35,7 +38,9 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=30, help="timed steps per way")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int,
+                   help="real images per step (default: each preset's own, tutorial 32, "
+                        "stylegan 64)")
     p.add_argument("--latent-dim", type=int, default=100)
     p.add_argument("--image-size", type=int, default=28,
                    help="28: MNIST digits; 32..256: the folder model on random colour images")
@@ -55,7 +60,8 @@ def parse_args(argv=None):
 def bench_config(preset, args, precision="float32"):
     """The recipe's Config with this benchmark's sizes (checked as train.py checks flags)."""
     settings = {**config_lib.to_dict(config_lib.PRESETS[preset]), "latent_dim": args.latent_dim,
-                "image_size": args.image_size, "batch_size": args.batch_size,
+                "image_size": args.image_size,
+                "batch_size": args.batch_size or config_lib.PRESETS[preset].batch_size,
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
     if settings["loss"] == "wgan-gp":
@@ -73,7 +79,9 @@ def check_args(args):
             raise UserError(f"{flag} {unknown[0]!r}: choose from {', '.join(allowed)}")
     if args.steps < 1 or args.warmup < 1:
         raise UserError("--steps and --warmup must be at least 1 (the first step traces)")
-    if args.image_size == config_lib.MNIST_SIZE and args.batch_size > 2500:
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    if args.image_size == config_lib.MNIST_SIZE and (args.batch_size or 0) > 2500:
         raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
     for preset in args.presets.split(","):
         try:
@@ -95,12 +103,14 @@ def run_worker(way, precision, preset, args):
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_dtype_policy(precision)
-    model = stylegan.make_gan(bench_config(preset, args, precision))  # its optimizers too
+    config = bench_config(preset, args, precision)
+    model = stylegan.make_gan(config)  # its optimizers too
+    n = config.batch_size
     if args.image_size == 28:
-        images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][: args.batch_size, ..., None]
+        images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][:n, ..., None]
     else:  # the speed does not depend on the pixels
         images = np.random.default_rng(0).integers(
-            0, 256, (args.batch_size, args.image_size, args.image_size, 3))
+            0, 256, (n, args.image_size, args.image_size, 3))
     batch = tf.constant(to_unit_range(images.astype("uint8")))
     step = {"eager": model.train_step,
             "compiled": tf.function(model.train_step),
@@ -115,6 +125,7 @@ def run_worker(way, precision, preset, args):
     losses = [float(logs["d_loss"]), float(logs["g_loss"])]  # also waits for the last step
     seconds = (time.perf_counter() - start) / args.steps
     print(json.dumps({"way": way, "precision": precision, "preset": preset, "step_s": seconds,
+                      "batch_size": n,
                       "finite": bool(np.all(np.isfinite(losses))),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -140,7 +151,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     ways = args.ways.split(",")
-    print(f"StyleGAN train step, {args.image_size}x{args.image_size}, batch {args.batch_size}, "
+    print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
           f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
     rows = [measure(way, precision, preset, argv) for preset in args.presets.split(",")
@@ -149,17 +160,19 @@ def main(argv=None):
     base = next((r for r in timed if r["way"] == "eager" and r["precision"] == "float32"),
                 timed[0])  # the tutorial's eager float32 step where it was measured
     baseline = base["step_s"]
-    print(f"\n| recipe | way | precision | ms/step | steps/s | images/s | vs {base['preset']} "
-          f"{base['way']} {base['precision']} | "
+    base_epoch = baseline * (MNIST_TRAIN // base["batch_size"])
+    print(f"\n| recipe | way | precision | real images/step | ms/step | s per MNIST epoch | "
+          f"epoch vs {base['preset']} {base['way']} {base['precision']} | "
           "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['preset']} | {r['way']} | {r['precision']} | failed (see above) "
                   f"| | | | | |")
             continue
-        print(f"| {r['preset']} | {r['way']} | {r['precision']} | {1000 * r['step_s']:.0f} | "
-              f"{1 / r['step_s']:.2f} | {args.batch_size / r['step_s']:.0f} | "
-              f"{baseline / r['step_s']:.2f}x | {r['peak_rss_mib']:.0f} | {r['finite']} |")
+        epoch_s = r["step_s"] * (MNIST_TRAIN // r["batch_size"])
+        print(f"| {r['preset']} | {r['way']} | {r['precision']} | {r['batch_size']} | "
+              f"{1000 * r['step_s']:.0f} | {epoch_s:.0f} | {epoch_s / base_epoch:.2f}x | "
+              f"{r['peak_rss_mib']:.0f} | {r['finite']} |")
     print("\n" + "\n".join(f"{way}: {WAYS[way]}" for way in ways))
 
 

@@ -141,7 +141,7 @@ def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_p
 
 
 def test_the_mapping_net_learns_at_the_multiple_of_gs_rate_with_gs_one_optimizer():
-    slow, plain = tiny_gan(mapping_lr_mult=0.01, g_lr=0.002), tiny_gan(g_lr=0.002)
+    slow, plain = (tiny_gan(g_lr=0.002, d_lr=0.002, mapping_lr_mult=mult) for mult in (0.01, 1))
     for model in (slow, plain):
         model.before = [np.asarray(v).copy() for v in model.mapping.trainable_variables]
         model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)  # two G steps
