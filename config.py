@@ -42,8 +42,9 @@ class Config:
                         fixed=True, at_least=0, below=2 ** 31)
     keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
                         at_most=FIELD_LIMIT)
-    precision: str = setting("auto", "Keras dtype policy; auto: mixed_bfloat16 on a CPU with "
-                             "bfloat16 units and no GPU, else float32", choices=PRECISIONS)
+    precision: str = setting("float32", "Keras dtype policy (the tutorial: float32); auto: "
+                             "mixed_bfloat16 on a CPU with bfloat16 units and no GPU, else "
+                             "float32", choices=PRECISIONS)
     # -- the data: MNIST (data, limit) or a folder of images (dataset, image_size)
     data: str = setting("", "mnist.npz to train on (empty: MNIST_PATH, Keras' cache, the "
                         "download, then the shipped sample)", fixed=True)
@@ -243,6 +244,7 @@ PRESETS["stylegan"] = dataclasses.replace(
     PRESETS["tutorial"],
     preset="stylegan",
     # the base the levers below were measured on (docs/results.md, "The two presets")
+    precision="auto",
     epochs=10,
     batch_size=64,
     shuffle_buffer=0,  # a full permutation: every batch draws from all of MNIST

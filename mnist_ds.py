@@ -115,8 +115,8 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0):
     sees the same order as one that never stopped; the last partial batch of an epoch is dropped,
     so every step has the same shape.
 
-    shuffle_buffer 0: a full permutation. N > 0: the tutorial's `shuffle(1024)`, which draws
-    each next image from a buffer of the next N in file order (seeded by (seed, e) here).
+    shuffle_buffer 0: a full permutation. N > 0: the order of the tutorial's `shuffle(1024)`
+    (see buffer_order).
     """
     import tensorflow as tf
 
@@ -125,17 +125,35 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0):
                         f"lower --batch-size or give more data")
 
     def one_epoch(epoch):
-        key = tf.stack([tf.constant(seed, tf.int64), epoch])
         if shuffle_buffer:
-            order = tf.data.Dataset.range(n).shuffle(
-                shuffle_buffer, seed=tf.random.stateless_uniform(
-                    [], key, maxval=2 ** 62, dtype=tf.int64))
+            order = tf.numpy_function(
+                lambda e: buffer_order(n, shuffle_buffer, np.random.default_rng([seed, e])),
+                [epoch], tf.int64, stateful=False)
+            order.set_shape([n])
         else:
-            order = tf.data.Dataset.from_tensor_slices(
-                tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), key))
-        return order.batch(batch_size, drop_remainder=True)
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
 
     return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+
+
+def buffer_order(n, buffer_size, rng):
+    """The order in which tf.data's `shuffle(buffer_size)` hands out n items: each next item is
+    drawn at random from a buffer of the next buffer_size in file order, and its place in the
+    buffer is refilled with the next one. Computed here from `rng`, so it depends on (seed,
+    epoch) alone, not on TensorFlow's global seed."""
+    pool = list(range(min(buffer_size, n)))
+    upcoming, order = len(pool), np.empty(n, np.int64)
+    for i, u in enumerate(rng.random(n)):
+        k = int(u * len(pool))
+        order[i] = pool[k]
+        if upcoming < n:
+            pool[k], upcoming = upcoming, upcoming + 1
+        else:
+            pool[k] = pool[-1]
+            pool.pop()
+    return order
 
 
 def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1, shuffle_buffer=0):

@@ -110,6 +110,9 @@ def conv(filters, kernel_size, equalized=False, gain=HE_GAIN, **kwargs):
 
 # ---------------------------------------------------------------------------------------------
 # The three small plug-ins of the synthesis net (tutorial: AdaNorm, AdaMod, AddNoise)
+# Their options' defaults, and Style's and Const's, are what this code built before the option
+# existed, so a generator.keras saved then loads with its own meaning; build_networks always
+# passes the config's values.
 # ---------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class AdaNorm(layers.Layer):
@@ -208,7 +211,7 @@ class Map(layers.Layer):
     `StyleGAN.train_step`), which the truncation trick pulls towards at inference.
     """
 
-    def __init__(self, size=128, num_layers=3, activation="linear", equalized=False,
+    def __init__(self, size=128, num_layers=2, activation="linear", equalized=False,
                  lr_mult=1.0, **kwargs):
         super().__init__(**kwargs)
         self.size = size  # width of w
@@ -366,7 +369,7 @@ def architecture(image_size=28, filters=64, max_filters=256, convs_per_block=1,
 
 
 def build_generator(latent_dim=100, n_style=3, w_dim=128, filters=64, const_channels=128,
-                    mapping_layers=3, mapping_activation="linear", img_shape=IMG_SHAPE,
+                    mapping_layers=2, mapping_activation="linear", img_shape=IMG_SHAPE,
                     upsample=None, styled_to_image=False, equalized=False, mapping_lr_mult=1.0,
                     const_init="normal", **style_options):
     """z [n, n_style, latent_dim] and noise [n, H, W] -> image [n, H, W, C] in [-1, 1].
@@ -656,11 +659,13 @@ class StyleGAN(keras.Model):
         super().compile(**kwargs)
         c = self.config
         adam = lambda lr: keras.optimizers.Adam(lr, c.beta_1, c.beta_2, epsilon=c.adam_epsilon)
-        if self.dtype_policy.name == "mixed_float16":
-            adam = lambda lr, adam=adam: keras.optimizers.LossScaleOptimizer(adam(lr))
         self.d_optimizer = d_optimizer or adam(c.d_lr)
-        shared = self.d_optimizer if c.shared_optimizer else None
-        self.g_optimizer = g_optimizer or shared or adam(c.g_lr)
+        self.g_optimizer = g_optimizer or (self.d_optimizer if c.shared_optimizer
+                                           else adam(c.g_lr))
+        if self.dtype_policy.name == "mixed_float16":  # a shared one: one scale for G and D
+            scaled = {}
+            wrap = lambda o: scaled.setdefault(id(o), keras.optimizers.LossScaleOptimizer(o))
+            self.d_optimizer, self.g_optimizer = wrap(self.d_optimizer), wrap(self.g_optimizer)
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.build_optimizers()  # now, not inside the compiled step (MirroredStrategy can't)
 
@@ -677,6 +682,7 @@ class StyleGAN(keras.Model):
                 optimizer.build(variables)
 
     def set_learning_rates(self, d_lr, g_lr):
+        """(A shared optimizer has one rate: Config makes g_lr equal d_lr then.)"""
         self.d_optimizer.learning_rate = d_lr
         self.g_optimizer.learning_rate = g_lr
 

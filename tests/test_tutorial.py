@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 import stylegan
+import visual
 from config import PRESETS
 from conftest import tiny_gan
 
@@ -83,15 +84,62 @@ def test_the_tutorial_starts_from_its_initialisations_and_slopes():
     assert leaky_slopes(synthesis) == leaky_slopes(d) == {0.2}
 
 
+def test_the_tutorials_discriminator_layer_by_layer():
+    _, d, _ = stylegan.build_networks(PRESETS["tutorial"])
+    kinds = [type(layer).__name__ for layer in d.layers]
+    assert kinds == ["Conv2D", "BatchNormalization", "LeakyReLU", "Dropout"] * 2 + [
+        "Flatten", "Dense"]
+    convs = [layer for layer in d.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in convs] == [
+        (64, (4, 4), (2, 2), "same"), (128, (4, 4), (2, 2), "same")]
+    assert {layer.rate for layer in d.layers if isinstance(layer, keras.layers.Dropout)} == {0.3}
+
+
+def test_a_style_block_computes_the_tutorials_formula():
+    """AdaMod -> Conv3x3 -> AdaNorm -> LeakyReLU(0.3) -> AddNoise, written out with the block's
+    own weights (the 7x7 block: no upsampling)."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 7, 7, 5)).astype("float32")
+    w = rng.normal(size=(2, 6)).astype("float32")
+    noise = rng.normal(size=(2, 28, 28, 1)).astype("float32")
+    block = stylegan.Style(4, upsampling=False, leaky_slope=0.3, noise_init_std=1.0,
+                           mod_init="normal")
+    out = np.asarray(block((x, w, noise)))
+    y = (w @ np.asarray(block.ada_mod.y.kernel) + np.asarray(block.ada_mod.y.bias))
+    y = y.reshape(2, 2, 1, 1, 5)
+    h = (y[:, 0] + 1) * x + y[:, 1]
+    h = np.asarray(tf.nn.conv2d(h, block.conv.kernel, 1, "SAME")) + np.asarray(block.conv.bias)
+    h = (h - h.mean(axis=(1, 2), keepdims=True)) / np.sqrt(h.var(axis=(1, 2), keepdims=True)
+                                                           + 1e-5)
+    h = np.where(h > 0, h, 0.3 * h)
+    h = h + np.asarray(block.add_noise.noise_scale) * noise[:, :7, :7]
+    np.testing.assert_allclose(out, h, atol=1e-4)
+
+
+def test_the_tutorial_presets_adam_data_epochs_and_grid():
+    tutorial = PRESETS["tutorial"]
+    model = tiny_gan()
+    adam = model.g_optimizer
+    assert np.isclose(float(adam.learning_rate), 0.001)  # Adam(0.001, beta_1=0.), and Keras'
+    assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.0, 0.999, 1e-7)  # defaults for the rest
+    assert (tutorial.batch_size, tutorial.epochs, tutorial.precision) == (32, 20, "float32")
+    assert (tutorial.shuffle_buffer, 60_000 // tutorial.batch_size) == (1024, 1875)
+    assert visual.grid_crossover(model.g, tutorial.grid_coarse_size) == 1  # z1 on 7x7 only
+    assert tutorial.grid_noise == "zeros"
+
+
 class Recorder:
-    """Stands in for D in an eager train_step: records the images and the mode of each call."""
+    """Stands in for D in an eager train_step: records the images, the mode and the logits of
+    each call."""
 
     def __init__(self, discriminator):
         self.d, self.calls = discriminator, []
 
     def __call__(self, images, training=False):
-        self.calls.append((np.asarray(images), training))
-        return self.d(images, training=training)
+        logits = self.d(images, training=training)
+        self.calls.append((np.asarray(images), training, np.asarray(logits)))
+        return logits
 
     @property
     def trainable_variables(self):
@@ -104,13 +152,18 @@ def test_the_tutorial_step_updates_g_on_2n_images_then_d_on_n_real_and_the_first
     real = np.random.default_rng(0).uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
     recorder = Recorder(model.d)
     object.__setattr__(model, "d", recorder)  # plain attribute: Keras does not track it
-    model.train_step(tf.constant(real))  # eager, so that every call of D is seen
-    (g_step_images, g_step_mode), (d_step_images, d_step_mode) = recorder.calls
-    assert g_step_images.shape[0] == 2 * n and g_step_mode is False  # D in inference mode
-    assert d_step_mode is True and d_step_images.shape[0] == 2 * n  # one batch of both
-    np.testing.assert_array_equal(d_step_images[:n], real)  # the real batch, then
-    np.testing.assert_array_equal(d_step_images[n:], g_step_images[:n])  # G's first n images,
-    # made in G's step, before its update (labels: 1 for the real, 0 for the fakes)
+    logs = model.train_step(tf.constant(real))  # eager, so that every call of D is seen
+    (g_images, g_mode, g_logits), (d_images, d_mode, d_logits) = recorder.calls
+    assert g_images.shape[0] == 2 * n and g_mode is False  # D in inference mode
+    assert d_mode is True and d_images.shape[0] == 2 * n  # one batch of both:
+    np.testing.assert_array_equal(d_images[:n], real)  # the real batch, then
+    np.testing.assert_array_equal(d_images[n:], g_images[:n])  # G's first n images, made in
+    # G's step, before its update; labels 1 for the real digits and 0 for the fakes
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    labels = np.concatenate([np.ones((n, 1)), np.zeros((n, 1))])
+    assert np.isclose(float(logs["d_loss"]), float(bce(labels, d_logits)), rtol=1e-5)
+    assert np.isclose(float(logs["g_loss"]), float(bce(np.ones((2 * n, 1)), g_logits)),
+                      rtol=1e-5)  # G's images labelled real
     assert model.g_optimizer is model.d_optimizer and model.g_optimizer.iterations.numpy() == 2
 
 
