@@ -221,10 +221,11 @@ def _check_recipe(config):
                           f"image; BatchNorm mixes the batch): add --no-d-batchnorm")
     if config.shared_optimizer and config.g_lr != config.d_lr:
         raise ConfigError(f"{flag('g_lr')} {config.g_lr} and {flag('d_lr')} {config.d_lr} "
-                          f"differ, but G and D share one optimizer: give one rate (--lr) or "
-                          f"add --no-shared-optimizer")
+                          f"differ, but G and D share one optimizer: give one rate with --lr "
+                          f"(or train a new run with --no-shared-optimizer)")
     if config.shared_optimizer and config.r1_gamma:
-        raise ConfigError(f"lazy R1 counts D's own updates: with {flag('r1_gamma')} add "
+        raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
+                          f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first reuses G's "

@@ -76,7 +76,7 @@ def parse_args(argv=None):
                     f"--resume, the run's own); see config.py")
     for name, field in FIELDS.items():
         kind, meta = config_lib.field_type(name), field.metadata
-        options = dict(help=meta["meaning"], default=None)
+        options = dict(help=meta["meaning"] + preset_values(name), default=None)
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:
@@ -85,6 +85,17 @@ def parse_args(argv=None):
                 options["choices"] = meta["choices"]
         recipe.add_argument(config_lib.flag(name), **options)
     return p.parse_args(argv)
+
+
+def preset_values(name):
+    """What each preset sets, for a flag's help: " [tutorial 0.3, stylegan 0.2]" or " [both 64]"
+    (nothing for a setting both leave empty)."""
+    if name == "preset":
+        return f" [default: {DEFAULT_PRESET}]"
+    values = {preset: getattr(config, name) for preset, config in PRESETS.items()}
+    if len(set(values.values())) == 1:
+        return f" [both {values['tutorial']}]" if values["tutorial"] != "" else ""
+    return " [" + ", ".join(f"{preset} {value}" for preset, value in values.items()) + "]"
 
 
 def resolve_config(args, saved=None):
@@ -118,9 +129,17 @@ def check_unchanged(saved, given):
         if key in given and given[key] != getattr(saved, key):
             if key == "data" and saved.data and not Path(saved.data).exists():
                 continue  # the run's file moved: the new path is taken
-            flag = config_lib.flag(key)
-            raise UserError(f"--resume: the run was trained with {flag} {getattr(saved, key)}, "
-                            f"not {given[key]}: drop {flag} or start a new run in another --out")
+            was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
+            raise UserError(f"--resume: the run was trained with {was}, not {now}: drop "
+                            f"{now.split()[0]} or start a new run in another --out")
+
+
+def as_flags(key, value):
+    """A setting as it is typed: "--d-filters 64", "--styled-to-image", "--no-d-batchnorm"."""
+    flag = config_lib.flag(key)
+    if isinstance(value, bool):
+        return flag if value else "--no-" + flag[2:]
+    return f"{flag} {value}"
 
 
 def auto_precision():

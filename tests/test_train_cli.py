@@ -96,7 +96,8 @@ def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
     from utils import UserError
 
     saved = resolve()
-    with pytest.raises(UserError, match="trained with --styled-to-image True"):
+    with pytest.raises(UserError, match="trained with --styled-to-image, not "
+                                        "--no-styled-to-image: drop --no-styled-to-image"):
         resolve("--no-styled-to-image", saved=saved)
     with pytest.raises(UserError, match="trained with --mapping-lr-mult 0.01"):
         resolve("--mapping-lr-mult", "1", saved=saved)
