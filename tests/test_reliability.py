@@ -236,7 +236,7 @@ def test_resume_trains_on_the_runs_own_data_and_refuses_another(tmp_path, monkey
     assert train_cli.main(["--resume", "--epochs", "3", "--data", str(other),
                            "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"trained with --data {SAMPLE}, not {other}" in err
+    assert f"trained with --data {SAMPLE}, not --data {other}" in err
 
 
 def test_a_resumed_run_sees_each_epoch_in_the_same_order_as_an_unbroken_one():
