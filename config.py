@@ -1,8 +1,8 @@
 """Every setting of a run, in one place: the `Config` dataclass and the two recipes.
 
-`Config()` is the tutorial's recipe (its networks, its Adam, its mixing); `PRESETS["stylegan"]`
-is the recipe that measured best on the full MNIST (docs/results.md has the measurements behind
-every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-prob`), a
+`Config()` is the tutorial's code (its networks and initialisations, its step, its one Adam, its
+mixing, its grid); `PRESETS["stylegan"]` is the recipe that measured best on the full MNIST
+(docs/results.md has the measurements behind every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-prob`), a
 checkpoint stores the config whole, and `from_dict` checks flags and files alike.
 
 A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
