@@ -105,8 +105,10 @@ class Config:
     # -- the training step
     step: str = setting("g_first", "g_first (tutorial): G's update on 2 x batch_size images, "
                         "then D's on the real batch and the first batch_size of those; "
-                        "d_first: D's update(s) on fresh fakes, then G's on batch_size",
-                        choices=("g_first", "d_first"))
+                        "d_first: D's update(s) on fresh fakes, then G's on batch_size; "
+                        "same_fakes: D's update on fresh fakes, then G's on those same "
+                        "images (one G forward a step)",
+                        choices=("g_first", "d_first", "same_fakes"))
     mixing: str = setting("random_slots", "style mixing in training: random_slots (tutorial: "
                           "each style slot takes z1 or z2 at random, one choice per step for "
                           "the whole batch) or crossover (the paper: per sample, with "
@@ -227,9 +229,9 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
                           f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
-    if config.step == "g_first" and config.d_steps != 1:
-        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first reuses G's "
-                          f"images for one D update; use --step d_first")
+    if config.step != "d_first" and config.d_steps != 1:
+        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step {config.step} shares G's "
+                          f"images with one D update; use --step d_first")
 
 
 def to_dict(config):
@@ -256,7 +258,7 @@ PRESETS["stylegan"] = dataclasses.replace(
     const_init="normal",
     d_filters=32,
     d_kernel=5,
-    step="d_first",  # D's fakes come from the G its update will be compared with
+    step="same_fakes",  # D learns from fakes of the G it judges; G makes them once a step
     mixing="crossover",  # the paper's: per sample, a crossover at any layer
     shared_optimizer=False,
     grid_noise="fixed",
@@ -276,6 +278,7 @@ PRESETS["stylegan"] = dataclasses.replace(
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The fields added with checkpoint format 3, at the values the code had before them (both
 # presets trained so): a format-2 checkpoint reads back with these.
-BEFORE_FIELD_EXISTED = {name: getattr(PRESETS["stylegan"], name) for name in (
-    "shuffle_buffer", "leaky_slope", "noise_init_std", "mod_init", "const_init", "d_filters",
-    "d_kernel", "step", "mixing", "shared_optimizer", "grid_noise")}
+BEFORE_FIELD_EXISTED = dict(
+    shuffle_buffer=0, leaky_slope=0.2, noise_init_std=0.0, mod_init="glorot_uniform",
+    const_init="normal", d_filters=32, d_kernel=5, step="d_first", mixing="crossover",
+    shared_optimizer=False, grid_noise="fixed")

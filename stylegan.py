@@ -124,9 +124,18 @@ class AdaNorm(layers.Layer):
         self.epsilon = epsilon  # keeps the division finite on a flat feature map
 
     def call(self, x):
-        x32 = ops.cast(x, "float32")  # statistics in float32 also under mixed precision
-        mean, variance = ops.moments(x32, axes=[1, 2], keepdims=True)
-        return ops.cast((x32 - mean) * ops.rsqrt(variance + self.epsilon), x.dtype)
+        # (x - mean) / sqrt(variance + epsilon), as one fused op: batch normalisation of a
+        # batch of one image whose channels are every (sample, channel) pair computes exactly
+        # these statistics, in float32 also under mixed precision, and its gradient is one op
+        # too (about 1.4x faster than the formula's ops: docs/results.md, "Where a step's time
+        # goes").
+        n, (h, w, c) = ops.shape(x)[0], x.shape[1:]
+        one_image = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
+        ones = tf.ones([n * c], "float32")
+        y = tf.raw_ops.FusedBatchNormV3(x=one_image, scale=ones, offset=0.0 * ones,
+                                        mean=tf.zeros([0]), variance=tf.zeros([0]),
+                                        epsilon=self.epsilon, is_training=True)[0]
+        return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -418,9 +427,11 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, u
         w_last = StyleSlot(blocks, name=f"w_{blocks}")(w)
         x = AdaMod(equalized, style_options.get("mod_init", "glorot_uniform"),
                    name="to_image_mod")((x, w_last))
-    # float32 output also under mixed precision (Keras' advice for a model's last layer)
-    o = conv(img_shape[-1], 5, equalized, gain=1.0, padding="same", activation="tanh",
-             dtype="float32", name="to_image")(x)
+    # The conv in the compute dtype: with one output channel oneDNN's float32 kernel is slow
+    # (docs/results.md, "Where a step's time goes"). The tanh and the image in float32 under
+    # mixed precision too (Keras' advice for a model's last layer).
+    x = conv(img_shape[-1], 5, equalized, gain=1.0, padding="same", name="to_image")(x)
+    o = layers.Activation("tanh", dtype="float32", name="to_image_tanh")(x)
     return keras.Model([w, noise_], o, name="synthesis")
 
 
@@ -726,16 +737,19 @@ class StyleGAN(keras.Model):
     def train_step(self, real_images):
         """One step as config.step says. g_first (the tutorial's `step`): G's update on twice the
         real batch, then D's on the real batch and the first half of the images G's step made
-        (before its update). d_first: D's update(s), each on fresh fakes, then G's."""
+        (before its update). d_first: D's update(s), each on fresh fakes, then G's on fresh
+        fakes. same_fakes: D's update, then G's on the same fakes, which G makes once."""
         batch_size = ops.shape(real_images)[0]
         if self.config.step == "g_first":
-            g_loss, fakes = self.g_step(2 * batch_size)
+            g_loss, fakes, _ = self.g_step(2 * batch_size)
             d_loss = self.d_step(real_images, fakes[:batch_size])
+        elif self.config.step == "same_fakes":
+            g_loss, _, d_loss = self.g_step(batch_size, real_images)
         else:
             for _ in range(self.config.d_steps):  # unrolled when traced: a Python int
                 fakes = self.g(self.draw_inputs(batch_size), training=True)
                 d_loss = self.d_step(real_images, fakes)
-            g_loss, _ = self.g_step(batch_size)
+            g_loss, _, _ = self.g_step(batch_size)
         if self.g_ema is not None:
             self.update_ema()
         self.d_loss_tracker.update_state(d_loss)
@@ -752,20 +766,26 @@ class StyleGAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(grads, self.d.trainable_variables))
         return d_loss
 
-    def g_step(self, batch_size):
-        """The generator learns to fool the discriminator; returns its loss and the images it
-        made (before its update)."""
+    def g_step(self, batch_size, real_images=None):
+        """The generator learns to fool the discriminator; returns its loss, the images it made
+        (before its update) and D's loss. With real_images (step same_fakes), D first learns
+        from them and these images, and G's loss is the updated D's verdict on the same images:
+        G's forward pass serves both updates (as in PyTorch's DCGAN example)."""
         z, noise = self.draw_inputs(batch_size)
+        d_loss = None
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
             images = self.synthesis([w, noise], training=True)
+            if real_images is not None:
+                with tape.stop_recording():  # D's update is no part of G's gradient
+                    d_loss = self.d_step(real_images, images)
             logits = self.d(images, training=self.config.g_step_d_training)
             g_loss = self.generator_loss(logits)
             scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
-        return g_loss, images
+        return g_loss, images, d_loss
 
     def discriminator_loss(self, real_images, fake_images):
         if self.config.loss == "wgan-gp":  # critic: real up, fake down, gradient norm 1 between

@@ -1,16 +1,18 @@
-"""Training speed of the tutorial's StyleGAN: compiled step, XLA, and the tutorial's eager loop.
+"""Training speed of the two recipes, per MNIST epoch, compiled (and XLA, or the tutorial's eager loop).
 
-    python benchmarks/bench_train.py                       # float32, all three ways
-    python benchmarks/bench_train.py --precision float32,mixed_bfloat16
-    python benchmarks/bench_train.py --ways compiled --presets tutorial,stylegan  # recipe cost
+    python benchmarks/bench_train.py          # both presets, compiled, float32 and mixed_bfloat16
+    python benchmarks/bench_train.py --precision float32 --ways eager,compiled,xla --presets tutorial
+    python benchmarks/bench_train.py --presets tutorial,stylegan --set step=d_first  # one lever
 
-Each way runs in its own process (so its peak memory is its own) on the same fixed batch of
-real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps. The baseline is
-the tutorial's way: the same `train_step` called from a plain Python loop, no tf.function. Each
-preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch; the
-default: 64, 937 steps), so the table gives seconds per MNIST epoch and their ratio to that
-baseline measured in the same run, which is the figure to compare across machines (absolute
-speeds on shared machines drift).
+Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
+real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps, of
+which the median counts. Each preset
+steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch; the default:
+64, 937 steps), so the table gives seconds per MNIST epoch, their ratio to the tutorial preset's
+fastest epoch in the same run (its best precision), and each precision's speed against float32
+for the same recipe. Ratios measured in one run are the figures to compare across machines
+(absolute speeds on shared machines drift). mixed_bfloat16 is fast only on CPUs with AVX-512 BF16
+or AMX (elsewhere it is emulated: slow).
 """
 import argparse
 import json
@@ -46,12 +48,15 @@ def parse_args(argv=None):
                    help="28: MNIST digits; 32..256: the folder model on random colour images")
     p.add_argument("--loss", default="nonsaturating", help="nonsaturating or wgan-gp")
     p.add_argument("--d-steps", type=int, default=1)
-    p.add_argument("--precision", default="float32",
+    p.add_argument("--precision", default="float32,mixed_bfloat16",
                    help="comma-separated Keras dtype policies: float32, mixed_bfloat16 "
                         "(CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPUs)")
-    p.add_argument("--ways", default=",".join(WAYS), help="comma-separated: " + ", ".join(WAYS))
-    p.add_argument("--presets", default="tutorial",
+    p.add_argument("--ways", default="compiled", help="comma-separated: " + ", ".join(WAYS))
+    p.add_argument("--presets", default="tutorial,stylegan",
                    help="comma-separated train.py recipes: tutorial (the core), stylegan")
+    p.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                   help="a Config setting for every recipe but the tutorial's, e.g. "
+                        "step=d_first (repeatable): to time one lever")
     p.add_argument("--worker", nargs=3, metavar=("WAY", "PRECISION", "PRESET"),
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -64,9 +69,21 @@ def bench_config(preset, args, precision="float32"):
                 "batch_size": args.batch_size or config_lib.PRESETS[preset].batch_size,
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
+    if preset != "tutorial":
+        settings.update(parse_setting(text) for text in args.set)
     if settings["loss"] == "wgan-gp":
         settings["d_batchnorm"] = False  # a gradient penalty needs D without BatchNorm
     return config_lib.from_dict(settings)
+
+
+def parse_setting(text):
+    """("step", "d_first") for "step=d_first"; the value read as JSON where it is (1, 0.5,
+    true), else as a string."""
+    name, _, value = text.partition("=")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
 
 
 def check_args(args):
@@ -83,6 +100,9 @@ def check_args(args):
         raise UserError("--batch-size must be at least 1")
     if args.image_size == config_lib.MNIST_SIZE and (args.batch_size or 0) > 2500:
         raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
+    if any("=" not in text or text.split("=")[0] not in config_lib.FIELDS for text in args.set):
+        raise UserError(f"--set takes SETTING=VALUE with a Config setting: one of "
+                        f"{', '.join(config_lib.FIELDS)}")
     for preset in args.presets.split(","):
         try:
             bench_config(preset, args)
@@ -90,9 +110,8 @@ def check_args(args):
             raise UserError(str(error)) from None
 
 
-def run_worker(way, precision, preset, args):
-    """Time one way in this process; print one JSON line."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def make_step(way, precision, preset, args):
+    """(the training step as `way` runs it, a fixed batch of real images) for a preset."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -103,9 +122,8 @@ def run_worker(way, precision, preset, args):
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_dtype_policy(precision)
-    config = bench_config(preset, args, precision)
-    model = stylegan.make_gan(config)  # its optimizers too
-    n = config.batch_size
+    model = stylegan.make_gan(bench_config(preset, args, precision))  # its optimizers too
+    n = model.config.batch_size
     if args.image_size == 28:
         images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][:n, ..., None]
     else:  # the speed does not depend on the pixels
@@ -115,15 +133,26 @@ def run_worker(way, precision, preset, args):
     step = {"eager": model.train_step,
             "compiled": tf.function(model.train_step),
             "xla": tf.function(model.train_step, jit_compile=True)}[way]
+    return step, batch
 
+
+def run_worker(way, precision, preset, args):
+    """Time one way in this process; print one JSON line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    step, batch = make_step(way, precision, preset, args)
+    n = int(batch.shape[0])
     for _ in range(args.warmup):
         logs = step(batch)
     float(logs["g_loss"])  # wait for the warm-up to finish
-    start = time.perf_counter()
-    for _ in range(args.steps):
+    times = []
+    for _ in range(args.steps):  # the step returns once it has run (eager CPU tensors)
+        start = time.perf_counter()
         logs = step(batch)
-    losses = [float(logs["d_loss"]), float(logs["g_loss"])]  # also waits for the last step
-    seconds = (time.perf_counter() - start) / args.steps
+        losses = [float(logs["d_loss"]), float(logs["g_loss"])]
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))  # the median: a shared machine's bursts move the mean
     print(json.dumps({"way": way, "precision": precision, "preset": preset, "step_s": seconds,
                       "batch_size": n,
                       "finite": bool(np.all(np.isfinite(losses))),
@@ -138,6 +167,35 @@ def measure(way, precision, preset, argv):
         print(f"{way} / {precision} / {preset} failed: {error}", file=sys.stderr)
         return {"way": way, "precision": precision, "preset": preset, "error": error}
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def epoch_seconds(row):
+    return row["step_s"] * (MNIST_TRAIN // row["batch_size"])
+
+
+def print_table(rows):
+    """One line per measurement: seconds per MNIST epoch, the ratio to the tutorial's fastest
+    epoch measured in this run (its best precision) and to float32 of the same recipe and way."""
+    timed = [r for r in rows if "error" not in r]
+    tutorial = [r for r in timed if r["preset"] == "tutorial"] or timed
+    best = min(tutorial, key=epoch_seconds) if tutorial else None
+    float32 = {(r["preset"], r["way"]): r for r in timed if r["precision"] == "float32"}
+    print(f"\n| recipe | way | precision | real images/step | ms/step | s per MNIST epoch | "
+          f"epoch vs the tutorial's best | speed vs float32 | peak RSS MiB | losses finite |"
+          "\n|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['preset']} | {r['way']} | {r['precision']} | failed (see above) "
+                  f"| | | | | | |")
+            continue
+        own_float32 = float32.get((r["preset"], r["way"]))
+        speedup = (f"{own_float32['step_s'] / r['step_s']:.2f}x" if own_float32 else "")
+        print(f"| {r['preset']} | {r['way']} | {r['precision']} | {r['batch_size']} | "
+              f"{1000 * r['step_s']:.0f} | {epoch_seconds(r):.0f} | "
+              f"{epoch_seconds(r) / epoch_seconds(best):.2f}x | {speedup} | "
+              f"{r['peak_rss_mib']:.0f} | {r['finite']} |")
+    if best:
+        print(f"\nthe tutorial's best: {best['preset']} {best['way']} {best['precision']}")
 
 
 def main(argv=None):
@@ -156,23 +214,7 @@ def main(argv=None):
           f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
     rows = [measure(way, precision, preset, argv) for preset in args.presets.split(",")
             for precision in args.precision.split(",") for way in ways]
-    timed = [r for r in rows if "error" not in r]
-    base = next((r for r in timed if r["way"] == "eager" and r["precision"] == "float32"),
-                timed[0])  # the tutorial's eager float32 step where it was measured
-    baseline = base["step_s"]
-    base_epoch = baseline * (MNIST_TRAIN // base["batch_size"])
-    print(f"\n| recipe | way | precision | real images/step | ms/step | s per MNIST epoch | "
-          f"epoch vs {base['preset']} {base['way']} {base['precision']} | "
-          "peak RSS MiB | losses finite |\n|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['preset']} | {r['way']} | {r['precision']} | failed (see above) "
-                  f"| | | | | |")
-            continue
-        epoch_s = r["step_s"] * (MNIST_TRAIN // r["batch_size"])
-        print(f"| {r['preset']} | {r['way']} | {r['precision']} | {r['batch_size']} | "
-              f"{1000 * r['step_s']:.0f} | {epoch_s:.0f} | {epoch_s / base_epoch:.2f}x | "
-              f"{r['peak_rss_mib']:.0f} | {r['finite']} |")
+    print_table(rows)
     print("\n" + "\n".join(f"{way}: {WAYS[way]}" for way in ways))
 
 

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import stylegan  # noqa: E402
@@ -46,3 +47,20 @@ def train_in_subprocess(*flags, cwd=ROOT):
     env = {**os.environ, "MNIST_PATH": str(SAMPLE), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, flags)], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=600)
+
+
+class Recorder:
+    """Stands in for D in an eager train_step: records the images, the mode and the logits of
+    each call."""
+
+    def __init__(self, discriminator):
+        self.d, self.calls = discriminator, []
+
+    def __call__(self, images, training=False):
+        logits = self.d(images, training=training)
+        self.calls.append((np.asarray(images), training, np.asarray(logits)))
+        return logits
+
+    @property
+    def trainable_variables(self):
+        return self.d.trainable_variables

@@ -15,6 +15,27 @@ def test_ada_norm_gives_zero_mean_unit_variance_per_sample_and_channel():
     np.testing.assert_allclose(y.var(axis=(1, 2)), 1.0, atol=1e-3)
 
 
+def test_ada_norm_and_its_gradient_are_the_formulas():
+    import tensorflow as tf  # the fused op's gradient against the formula's, by autodiff
+    x = tf.constant(rng.normal(3.0, 5.0, (3, 7, 7, 4)).astype("float32"))
+    weights = tf.constant(rng.normal(size=(3, 7, 7, 4)).astype("float32"))
+
+    def formula(x):
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        return (x - mean) / tf.sqrt(variance + 1e-5)
+    results = []
+    for norm in (stylegan.AdaNorm(), formula):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = norm(x)
+            loss = tf.reduce_sum(weights * y)
+        results.append((np.asarray(y), np.asarray(tape.gradient(loss, x))))
+    (y, grad), (y_formula, grad_formula) = results
+    np.testing.assert_allclose(y, y_formula, atol=1e-5)
+    np.testing.assert_allclose(grad, grad_formula, atol=1e-5)
+    assert np.abs(grad).max() > 1e-3  # a real gradient, not zeros on both sides
+
+
 def test_ada_mod_scales_and_shifts_each_channel_by_what_w_says():
     x = rng.normal(size=(2, 4, 4, 3)).astype("float32")
     w = rng.normal(size=(2, 5)).astype("float32")

@@ -9,7 +9,7 @@ import tensorflow as tf
 import config as config_lib
 import stylegan
 import utils
-from conftest import tiny_gan
+from conftest import Recorder, tiny_gan
 
 
 def images_dataset(n=128, batch_size=32):
@@ -52,6 +52,28 @@ def test_a_few_compiled_steps_change_both_networks_and_keep_losses_finite(settin
     else:
         assert model.g_optimizer.iterations.numpy() == 8  # one G update per step
         assert model.d_optimizer.iterations.numpy() == 8  # and one D update
+
+
+def test_the_same_fakes_step_makes_g_s_images_once_for_d_s_update_then_g_s_against_the_new_d():
+    model = tiny_gan(step="same_fakes", shared_optimizer=False, mixing="crossover")
+    n = 4
+    real = np.random.default_rng(0).uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
+    d_before = [np.array(v) for v in model.d.trainable_variables]
+    recorder = Recorder(model.d)
+    object.__setattr__(model, "d", recorder)  # plain attribute: Keras does not track it
+    logs = model.train_step(tf.constant(real))  # eager, so that every call of D is seen
+    (d_images, d_mode, d_logits), (g_images, g_mode, g_logits) = recorder.calls
+    np.testing.assert_array_equal(d_images[:n], real)  # D's update: the real batch and
+    np.testing.assert_array_equal(d_images[n:], g_images)  # the very images G is scored on
+    assert d_mode is True and g_mode is False and g_images.shape[0] == n
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, recorder.d.trainable_variables))
+    # G's images were scored by D after its update (G's update leaves D as it is)
+    np.testing.assert_allclose(g_logits, recorder.d(g_images, training=False), rtol=1e-5)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    labels = np.concatenate([np.ones((n, 1)), np.zeros((n, 1))])
+    assert np.isclose(float(logs["d_loss"]), float(bce(labels, d_logits)), rtol=1e-5)
+    assert np.isclose(float(logs["g_loss"]), float(bce(np.ones((n, 1)), g_logits)), rtol=1e-5)
+    assert model.d_optimizer.iterations.numpy() == model.g_optimizer.iterations.numpy() == 1
 
 
 def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
@@ -110,7 +132,11 @@ def test_mixed_precision_trains_with_finite_losses_and_float32_images(policy, co
         images = stylegan.generate(model.sampling_generator, z, seed=0)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    assert model.g.get_layer("synthesis").get_layer("style_1").compute_dtype == compute
+    synthesis = model.g.get_layer("synthesis")
+    assert synthesis.get_layer("style_1").compute_dtype == compute
+    # to_image's conv computes in the low precision too; its tanh, the image, in float32
+    assert synthesis.get_layer("to_image").compute_dtype == compute
+    assert synthesis.output.dtype == "float32"
     loss_scaled = isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert loss_scaled == (policy == "mixed_float16")  # float16 gradients need loss scaling
     assert np.all(np.isfinite(history.history["g_loss"] + history.history["d_loss"]))

@@ -7,7 +7,7 @@ import tensorflow as tf
 import stylegan
 import visual
 from config import PRESETS
-from conftest import tiny_gan
+from conftest import Recorder, tiny_gan
 
 # The tutorial's networks, as Keras' summary counts them (every weight, trainable or not)
 TUTORIAL_D = [("Conv2D", 1_088), ("BatchNormalization", 256), ("Conv2D", 131_200),
@@ -127,23 +127,6 @@ def test_the_tutorial_presets_adam_data_epochs_and_grid():
     assert (tutorial.shuffle_buffer, 60_000 // tutorial.batch_size) == (1024, 1875)
     assert visual.grid_crossover(model.g, tutorial.grid_coarse_size) == 1  # z1 on 7x7 only
     assert tutorial.grid_noise == "zeros"
-
-
-class Recorder:
-    """Stands in for D in an eager train_step: records the images, the mode and the logits of
-    each call."""
-
-    def __init__(self, discriminator):
-        self.d, self.calls = discriminator, []
-
-    def __call__(self, images, training=False):
-        logits = self.d(images, training=training)
-        self.calls.append((np.asarray(images), training, np.asarray(logits)))
-        return logits
-
-    @property
-    def trainable_variables(self):
-        return self.d.trainable_variables
 
 
 def test_the_tutorial_step_updates_g_on_2n_images_then_d_on_n_real_and_the_first_n_of_them():

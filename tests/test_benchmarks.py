@@ -1,0 +1,47 @@
+"""The benchmark scripts: the speed table's ratios, their refusals, and the profile's summary."""
+import subprocess
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_train  # noqa: E402
+import profile_step  # noqa: E402
+
+
+def row(preset, precision, ms, batch_size):
+    return {"way": "compiled", "preset": preset, "precision": precision, "step_s": ms / 1000,
+            "batch_size": batch_size, "peak_rss_mib": 900.0, "finite": True}
+
+
+def test_the_table_compares_each_epoch_with_the_tutorials_best_and_each_precision_with_float32(
+        capsys):
+    bench_train.print_table([
+        row("tutorial", "float32", 200, 32), row("tutorial", "mixed_bfloat16", 100, 32),
+        row("stylegan", "float32", 300, 64), row("stylegan", "mixed_bfloat16", 150, 64)])
+    lines = {tuple(cell.strip() for cell in line.split("|")[1:4]): line
+             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    # the tutorial: 1,875 steps an epoch; its best is mixed_bfloat16 (187.5 s)
+    assert "| 188 | 1.00x | 2.00x |" in lines[("tutorial", "compiled", "mixed_bfloat16")]
+    assert "| 375 | 2.00x | 1.00x |" in lines[("tutorial", "compiled", "float32")]
+    # the default: 937 steps of 64 digits; 140.55 s / 187.5 s = 0.75x
+    assert "| 141 | 0.75x | 2.00x |" in lines[("stylegan", "compiled", "mixed_bfloat16")]
+
+
+def test_a_bad_setting_is_refused_in_one_line_before_any_measurement():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"),
+                          "--set", "no_such_setting=1"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.startswith("error: --set takes SETTING=VALUE") and run.stderr.count("\n") == 1
+
+
+def test_the_profile_attributes_the_step_s_op_time_to_g_and_d(capsys):
+    assert profile_step.main(["--precision", "float32", "--steps", "1", "--top", "40"]) == 0
+    out = capsys.readouterr().out
+    parts = {line.split("|")[1].strip(): float(line.split("|")[2])
+             for line in out.split("| part |")[1].split("\n\n")[0].splitlines()[2:]}
+    # G (forward and backward) is most of the default's step; D and the rest are measured too
+    assert parts["G backward"] > parts["D backward"] > 0 and parts["G forward"] > 0
+    assert "| style_2 conv, backward |" in out and "| to_image, backward |" in out
+    assert "| _MklNativeFusedConv2D |" in out or "| Conv2D |" in out
