@@ -1,18 +1,17 @@
-"""Training speed of the two recipes, per MNIST epoch, compiled (and XLA, or the tutorial's eager loop).
+"""Training speed of the two recipes per MNIST epoch: compiled, or XLA, or an eager loop.
 
     python benchmarks/bench_train.py          # both presets, compiled, float32 and mixed_bfloat16
-    python benchmarks/bench_train.py --precision float32 --ways eager,compiled,xla --presets tutorial
+    python benchmarks/bench_train.py --precision float32 --ways eager,compiled,xla
     python benchmarks/bench_train.py --presets tutorial,stylegan --set step=d_first  # one lever
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
-real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps, of
-which the median counts. Each preset
-steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch; the default:
-64, 937 steps), so the table gives seconds per MNIST epoch, their ratio to the tutorial preset's
-fastest epoch in the same run (its best precision), and each precision's speed against float32
-for the same recipe. Ratios measured in one run are the figures to compare across machines
-(absolute speeds on shared machines drift). mixed_bfloat16 is fast only on CPUs with AVX-512 BF16
-or AMX (elsewhere it is emulated: slow).
+real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps, of which the
+median counts. Each preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps
+an MNIST epoch; the default: 64, 937 steps), so the table gives seconds per MNIST epoch, their
+ratio to the tutorial preset's fastest epoch in the same run (its best precision), and each
+precision's speed against float32 for the same recipe. Ratios measured in one run are the
+figures to compare across machines (absolute speeds on shared machines drift). mixed_bfloat16
+is fast only on CPUs with AVX-512 BF16 or AMX (elsewhere it is emulated: slow).
 """
 import argparse
 import json
