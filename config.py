@@ -106,8 +106,8 @@ class Config:
     step: str = setting("g_first", "g_first (tutorial): G's update on 2 x batch_size images, "
                         "then D's on the real batch and the first batch_size of those; "
                         "d_first: D's update(s) on fresh fakes, then G's on batch_size; "
-                        "same_fakes: D's update on fresh fakes, then G's on those same "
-                        "images (one G forward a step)",
+                        "same_fakes: as d_first, but G's update uses the fakes of D's last "
+                        "update (G makes them once)",
                         choices=("g_first", "d_first", "same_fakes"))
     mixing: str = setting("random_slots", "style mixing in training: random_slots (tutorial: "
                           "each style slot takes z1 or z2 at random, one choice per step for "
@@ -229,9 +229,9 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
                           f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
-    if config.step != "d_first" and config.d_steps != 1:
-        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step {config.step} shares G's "
-                          f"images with one D update; use --step d_first")
+    if config.step == "g_first" and config.d_steps != 1:
+        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
+                          f"images with one D update; use --step same_fakes or d_first")
 
 
 def to_dict(config):

@@ -127,7 +127,7 @@ class AdaNorm(layers.Layer):
         # (x - mean) / sqrt(variance + epsilon), as one fused op: batch normalisation of a
         # batch of one image whose channels are every (sample, channel) pair computes exactly
         # these statistics, in float32 also under mixed precision, and its gradient is one op
-        # too (about 1.4x faster than the formula's ops: docs/results.md, "Where a step's time
+        # too: faster than the formula's dozen ops (docs/results.md, "Where a step's time
         # goes").
         n, (h, w, c) = ops.shape(x)[0], x.shape[1:]
         one_image = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
@@ -738,18 +738,19 @@ class StyleGAN(keras.Model):
         """One step as config.step says. g_first (the tutorial's `step`): G's update on twice the
         real batch, then D's on the real batch and the first half of the images G's step made
         (before its update). d_first: D's update(s), each on fresh fakes, then G's on fresh
-        fakes. same_fakes: D's update, then G's on the same fakes, which G makes once."""
+        fakes. same_fakes: D's update(s), the last on the fakes that G's update then uses, so
+        G makes them once."""
         batch_size = ops.shape(real_images)[0]
         if self.config.step == "g_first":
             g_loss, fakes, _ = self.g_step(2 * batch_size)
             d_loss = self.d_step(real_images, fakes[:batch_size])
-        elif self.config.step == "same_fakes":
-            g_loss, _, d_loss = self.g_step(batch_size, real_images)
         else:
-            for _ in range(self.config.d_steps):  # unrolled when traced: a Python int
+            shared = self.config.step == "same_fakes"
+            for _ in range(self.config.d_steps - shared):  # unrolled when traced: Python ints
                 fakes = self.g(self.draw_inputs(batch_size), training=True)
                 d_loss = self.d_step(real_images, fakes)
-            g_loss, _, _ = self.g_step(batch_size)
+            g_loss, _, last_d_loss = self.g_step(batch_size, real_images if shared else None)
+            d_loss = last_d_loss if shared else d_loss
         if self.g_ema is not None:
             self.update_ema()
         self.d_loss_tracker.update_state(d_loss)

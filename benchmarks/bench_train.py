@@ -6,12 +6,14 @@
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps, of which the
-median counts. Each preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps
-an MNIST epoch; the default: 64, 937 steps), so the table gives seconds per MNIST epoch, their
-ratio to the tutorial preset's fastest epoch in the same run (its best precision), and each
-precision's speed against float32 for the same recipe. Ratios measured in one run are the
-figures to compare across machines (absolute speeds on shared machines drift). mixed_bfloat16
-is fast only on CPUs with AVX-512 BF16 or AMX (elsewhere it is emulated: slow).
+median counts. Every measurement is repeated --rounds times, in turn with the others, and the
+median round counts: a shared machine's speed drifts by 10-20% from one minute to the next.
+Each preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch;
+the default: 64, 937 steps), so the table gives seconds per MNIST epoch, their ratio to the
+tutorial preset's fastest epoch in the same run (its best precision), and each precision's speed
+against float32 for the same recipe. Ratios measured in one run are the figures to compare
+across machines. mixed_bfloat16 is fast only on CPUs with AVX-512 BF16 or AMX (elsewhere it is
+emulated: slow).
 """
 import argparse
 import json
@@ -37,7 +39,10 @@ WAYS = {  # name: how the step runs
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=30, help="timed steps per way")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="measure every row this many times, in turn, and keep the median: "
+                        "a shared machine's speed drifts between processes")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--batch-size", type=int,
                    help="real images per step (default: each preset's own, tutorial 32, "
@@ -93,8 +98,9 @@ def check_args(args):
         unknown = [item for item in text.split(",") if item not in allowed]
         if unknown:
             raise UserError(f"{flag} {unknown[0]!r}: choose from {', '.join(allowed)}")
-    if args.steps < 1 or args.warmup < 1:
-        raise UserError("--steps and --warmup must be at least 1 (the first step traces)")
+    if args.steps < 1 or args.warmup < 1 or args.rounds < 1:
+        raise UserError("--steps, --warmup and --rounds must be at least 1 (the first step "
+                        "traces)")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if args.image_size == config_lib.MNIST_SIZE and (args.batch_size or 0) > 2500:
@@ -168,6 +174,18 @@ def measure(way, precision, preset, argv):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+def median_row(measurements):
+    """One row from a run's rounds: the median step time, the highest peak memory."""
+    import statistics
+
+    failed = [m for m in measurements if "error" in m]
+    if failed:
+        return failed[0]
+    return {**measurements[0], "step_s": statistics.median(m["step_s"] for m in measurements),
+            "peak_rss_mib": max(m["peak_rss_mib"] for m in measurements),
+            "finite": all(m["finite"] for m in measurements)}
+
+
 def epoch_seconds(row):
     return row["step_s"] * (MNIST_TRAIN // row["batch_size"])
 
@@ -210,10 +228,12 @@ def main(argv=None):
     ways = args.ways.split(",")
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
-          f"{args.steps} timed steps after {args.warmup} warm-up; {os.cpu_count()} CPU cores")
-    rows = [measure(way, precision, preset, argv) for preset in args.presets.split(",")
+          f"{args.steps} timed steps after {args.warmup} warm-up, {args.rounds} round(s); "
+          f"{os.cpu_count()} CPU cores")
+    runs = [(way, precision, preset) for preset in args.presets.split(",")
             for precision in args.precision.split(",") for way in ways]
-    print_table(rows)
+    rounds = [[measure(*run, argv) for run in runs] for _ in range(args.rounds)]
+    print_table([median_row(list(of_one_run)) for of_one_run in zip(*rounds)])
     print("\n" + "\n".join(f"{way}: {WAYS[way]}" for way in ways))
 
 

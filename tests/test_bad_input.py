@@ -30,8 +30,7 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--loss", "wgan-gp"], "WGAN-GP needs D without BatchNorm"),
     (["--preset", "tutorial", "--d-lr", 0.002], "but G and D share one optimizer"),
     (["--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", 1], "give --r1-gamma 0 or"),
-    (["--d-steps", 2, "--step", "g_first"], "step g_first shares G's images with one D update"),
-    (["--d-steps", 2], "step same_fakes shares G's images with one D update; use --step d_first"),
+    (["--d-steps", 2, "--preset", "tutorial"], "step g_first shares G's images with one D update"),
     # data
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--dataset", "nowhere"], "nowhere is not a folder"),
