@@ -106,8 +106,8 @@ class Config:
     step: str = setting("g_first", "g_first (tutorial): G's update on 2 x batch_size images, "
                         "then D's on the real batch and the first batch_size of those; "
                         "d_first: D's update(s) on fresh fakes, then G's on batch_size; "
-                        "same_fakes: as d_first, but G's update uses the fakes of D's last "
-                        "update (G makes them once)",
+                        "same_fakes: as d_first, but D's last update and G's share one "
+                        "batch of fakes (one G forward pass fewer a step)",
                         choices=("g_first", "d_first", "same_fakes"))
     mixing: str = setting("random_slots", "style mixing in training: random_slots (tutorial: "
                           "each style slot takes z1 or z2 at random, one choice per step for "

@@ -129,13 +129,14 @@ class AdaNorm(layers.Layer):
         # these statistics, in float32 also under mixed precision, and its gradient is one op
         # too: faster than the formula's dozen ops (docs/results.md, "Where a step's time
         # goes").
-        n, (h, w, c) = ops.shape(x)[0], x.shape[1:]
-        one_image = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
-        ones = tf.ones([n * c], "float32")
-        y = tf.raw_ops.FusedBatchNormV3(x=one_image, scale=ones, offset=0.0 * ones,
-                                        mean=tf.zeros([0]), variance=tf.zeros([0]),
-                                        epsilon=self.epsilon, is_training=True)[0]
-        return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
+        n, (height, width, c) = ops.shape(x)[0], x.shape[1:]
+        one_image = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, n * c])
+        # training mode: the statistics of this input (no running averages, so none given);
+        # scale 1 and offset 0: no learned affine
+        y = tf.raw_ops.FusedBatchNormV3(
+            x=one_image, scale=tf.ones([n * c]), offset=tf.zeros([n * c]), mean=tf.zeros([0]),
+            variance=tf.zeros([0]), epsilon=self.epsilon, is_training=True)[0]
+        return tf.transpose(tf.reshape(y, [height, width, n, c]), [2, 0, 1, 3])
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -746,7 +747,8 @@ class StyleGAN(keras.Model):
             d_loss = self.d_step(real_images, fakes[:batch_size])
         else:
             shared = self.config.step == "same_fakes"
-            for _ in range(self.config.d_steps - shared):  # unrolled when traced: Python ints
+            fresh = self.config.d_steps - 1 if shared else self.config.d_steps
+            for _ in range(fresh):  # unrolled when traced: a Python int
                 fakes = self.g(self.draw_inputs(batch_size), training=True)
                 d_loss = self.d_step(real_images, fakes)
             g_loss, _, last_d_loss = self.g_step(batch_size, real_images if shared else None)

@@ -74,16 +74,18 @@ def main(argv=None):
     print("| layer | way | dtype | ms, forward and backward |\n|---|---|---|---|")
     for dtype in ("float32", "bfloat16"):
         x = tf.cast(x32, dtype)
-        for way, layer in (("formula's ops (before)", formula_norm),
-                           ("fused op (now)", stylegan.AdaNorm())):
+        policy = "float32" if dtype == "float32" else "mixed_bfloat16"  # as in training
+        for way, layer in (("the formula's ops (before)", formula_norm),
+                           ("the fused op (now)", stylegan.AdaNorm(dtype=policy))):
             ms = median_ms(with_gradient(layer), args.steps, x, weights)
             print(f"| AdaNorm | {way} | {dtype} | {ms:.1f} |")
     image_weights = weights[..., :1]
-    for dtype in ("float32", "bfloat16"):
+    for dtype, way in (("float32", "(before, under mixed precision)"),
+                       ("bfloat16", "(now, under mixed precision)")):
         k = tf.cast(kernel, dtype)
         conv = with_gradient(lambda x: tf.nn.conv2d(x, k, 1, "SAME"))
-        print(f"| to_image conv, 64 -> 1 channel | | {dtype} | "
-              f"{median_ms(conv, args.steps, tf.cast(x32, dtype), image_weights):.1f} |")
+        ms = median_ms(conv, args.steps, tf.cast(x32, dtype), image_weights)
+        print(f"| to_image's conv, 64 -> 1 channel | {way} | {dtype} | {ms:.1f} |")
     return 0
 
 

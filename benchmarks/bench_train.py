@@ -59,25 +59,38 @@ def parse_args(argv=None):
     p.add_argument("--presets", default="tutorial,stylegan",
                    help="comma-separated train.py recipes: tutorial (the core), stylegan")
     p.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
-                   help="a Config setting for every recipe but the tutorial's, e.g. "
-                        "step=d_first (repeatable): to time one lever")
+                   help="a Config setting for every recipe but the tutorial's (the "
+                        "baseline), e.g. step=d_first (repeatable): to time one lever")
     p.add_argument("--worker", nargs=3, metavar=("WAY", "PRECISION", "PRESET"),
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def bench_config(preset, args, precision="float32"):
-    """The recipe's Config with this benchmark's sizes (checked as train.py checks flags)."""
+# settings the benchmark sets from its own flags: --set may not change them
+OWN_FLAGS = {"latent_dim": "--latent-dim", "image_size": "--image-size", "dataset": "--image-size",
+             "batch_size": "--batch-size", "loss": "--loss", "d_steps": "--d-steps",
+             "precision": "--precision"}
+
+
+def bench_config(preset, args, precision="float32", overrides=()):
+    """The recipe's Config with this benchmark's sizes and the `--set` overrides ("name=value"),
+    checked as train.py checks flags."""
     settings = {**config_lib.to_dict(config_lib.PRESETS[preset]), "latent_dim": args.latent_dim,
                 "image_size": args.image_size,
                 "batch_size": args.batch_size or config_lib.PRESETS[preset].batch_size,
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
-    if preset != "tutorial":
-        settings.update(parse_setting(text) for text in args.set)
+    overridden = dict(parse_setting(text) for text in overrides)
+    settings.update(overridden)
     if settings["loss"] == "wgan-gp":
         settings["d_batchnorm"] = False  # a gradient penalty needs D without BatchNorm
-    return config_lib.from_dict(settings)
+    name_of = lambda name: f"--set {name}" if name in overridden else config_lib.flag(name)
+    return config_lib.from_dict(settings, name_of)
+
+
+def overrides_for(preset, args):
+    """--set changes every recipe but the tutorial's, the baseline the others are timed against."""
+    return [] if preset == "tutorial" else args.set
 
 
 def parse_setting(text):
@@ -105,17 +118,32 @@ def check_args(args):
         raise UserError("--batch-size must be at least 1")
     if args.image_size == config_lib.MNIST_SIZE and (args.batch_size or 0) > 2500:
         raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
-    if any("=" not in text or text.split("=")[0] not in config_lib.FIELDS for text in args.set):
-        raise UserError(f"--set takes SETTING=VALUE with a Config setting: one of "
-                        f"{', '.join(config_lib.FIELDS)}")
+    check_overrides(args.set)
+    if args.set and set(args.presets.split(",")) == {"tutorial"}:
+        raise UserError("--set changes the recipes timed against the tutorial's, which stays "
+                        "the baseline: add another preset (--presets tutorial,stylegan)")
+    if "tutorial" in args.presets.split(",") and args.d_steps != 1:
+        raise UserError(f"--d-steps {args.d_steps}: the tutorial's step updates D once; time "
+                        f"more D steps with --presets stylegan")
     for preset in args.presets.split(","):
         try:
-            bench_config(preset, args)
+            bench_config(preset, args, overrides=overrides_for(preset, args))
         except config_lib.ConfigError as error:
-            raise UserError(str(error)) from None
+            raise UserError(f"--presets {preset}: {error}") from None
 
 
-def make_step(way, precision, preset, args):
+def check_overrides(overrides):
+    """Each --set names a Config setting that the benchmark's own flags do not set."""
+    for text in overrides:
+        name = text.split("=")[0]
+        if "=" not in text or name not in config_lib.FIELDS:
+            raise UserError(f"--set {text}: give SETTING=VALUE with a Config setting: one of "
+                            f"{', '.join(config_lib.FIELDS)}")
+        if name in OWN_FLAGS:
+            raise UserError(f"--set {name}: use {OWN_FLAGS[name]}")
+
+
+def make_step(way, precision, preset, args, overrides=()):
     """(the training step as `way` runs it, a fixed batch of real images) for a preset."""
     import keras
     import numpy as np
@@ -127,7 +155,7 @@ def make_step(way, precision, preset, args):
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_dtype_policy(precision)
-    model = stylegan.make_gan(bench_config(preset, args, precision))  # its optimizers too
+    model = stylegan.make_gan(bench_config(preset, args, precision, overrides))  # and Adam
     n = model.config.batch_size
     if args.image_size == 28:
         images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][:n, ..., None]
@@ -146,7 +174,7 @@ def run_worker(way, precision, preset, args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
 
-    step, batch = make_step(way, precision, preset, args)
+    step, batch = make_step(way, precision, preset, args, overrides_for(preset, args))
     n = int(batch.shape[0])
     for _ in range(args.warmup):
         logs = step(batch)
@@ -168,7 +196,7 @@ def measure(way, precision, preset, argv):
     command = [sys.executable, __file__, *argv, "--worker", way, precision, preset]
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:  # reported in the table, with the error's last line
-        error = run.stderr.strip().splitlines()[-1][:200]
+        error = (run.stderr.strip().splitlines() or [f"exit code {run.returncode}"])[-1][:200]
         print(f"{way} / {precision} / {preset} failed: {error}", file=sys.stderr)
         return {"way": way, "precision": precision, "preset": preset, "error": error}
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -194,11 +222,12 @@ def print_table(rows):
     """One line per measurement: seconds per MNIST epoch, the ratio to the tutorial's fastest
     epoch measured in this run (its best precision) and to float32 of the same recipe and way."""
     timed = [r for r in rows if "error" not in r]
-    tutorial = [r for r in timed if r["preset"] == "tutorial"] or timed
-    best = min(tutorial, key=epoch_seconds) if tutorial else None
+    tutorial = [r for r in timed if r["preset"] == "tutorial"]
+    baseline = "the tutorial's best" if tutorial else "the fastest row"
+    best = min(tutorial or timed, key=epoch_seconds) if timed else None
     float32 = {(r["preset"], r["way"]): r for r in timed if r["precision"] == "float32"}
     print(f"\n| recipe | way | precision | real images/step | ms/step | s per MNIST epoch | "
-          f"epoch vs the tutorial's best | speed vs float32 | peak RSS MiB | losses finite |"
+          f"epoch vs {baseline} | speed vs float32 | peak RSS MiB | losses finite |"
           "\n|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
@@ -212,7 +241,7 @@ def print_table(rows):
               f"{epoch_seconds(r) / epoch_seconds(best):.2f}x | {speedup} | "
               f"{r['peak_rss_mib']:.0f} | {r['finite']} |")
     if best:
-        print(f"\nthe tutorial's best: {best['preset']} {best['way']} {best['precision']}")
+        print(f"\n{baseline}: {best['preset']} {best['way']} {best['precision']}")
 
 
 def main(argv=None):
@@ -227,7 +256,8 @@ def main(argv=None):
         return 2
     ways = args.ways.split(",")
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
-          f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s); "
+          f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s), "
+          f"{' '.join(args.set) or 'no --set'}; "
           f"{args.steps} timed steps after {args.warmup} warm-up, {args.rounds} round(s); "
           f"{os.cpu_count()} CPU cores")
     runs = [(way, precision, preset) for preset in args.presets.split(",")

@@ -3,13 +3,14 @@
     python benchmarks/profile_step.py                         # the default, mixed_bfloat16
     python benchmarks/profile_step.py --preset tutorial --precision float32 --top 30
 
-Builds the step as bench_train.py's "compiled" way does (same batch, same settings, `--set`
-too), warms it up, traces --steps steps with `tf.profiler.experimental` and reads the trace (an
-XSpace protobuf) back: every TensorFlow op the CPU ran, with its duration. It prints the op
-time per step by part of the model (G or D, forward or backward, the optimizers, the rest), by
-layer of G and by op type. Ops run two at a time on two cores and each op's own time includes
-its threads' work, so op time adds up to more than the step's wall time: read the shares, not
-the sum. docs/results.md ("Where a step's time goes") summarises its output.
+Builds the step as bench_train.py's "compiled" way does (same batch, same settings; here
+`--set` applies to the tutorial preset too), warms it up, traces --steps steps with
+`tf.profiler.experimental` and reads the trace (an XSpace protobuf) back: every TensorFlow op the
+CPU ran, with its duration. It prints the op time per step by part of the model (G or D, forward
+or backward, the optimizers, the rest), by layer of G and by op type. Ops run two at a time on
+two cores and each op's own time includes its threads' work, so op time adds up to more than
+the step's wall time: read the shares, not the sum. docs/results.md ("Where a step's time
+goes") summarises its output.
 """
 import collections
 import re
@@ -33,9 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                    help="a Config setting (repeatable), as in bench_train.py")
     args = p.parse_args(argv)
-    # bench_train's own settings, for make_step
-    bench = bench_train.parse_args(["--presets", args.preset, "--precision", args.precision,
-                                    *[f"--set={text}" for text in args.set]])
+    # bench_train's own settings, for make_step (the --set overrides go to it apart)
+    bench = bench_train.parse_args(["--presets", args.preset, "--precision", args.precision])
     return args, bench
 
 
@@ -106,12 +106,18 @@ def main(argv=None):
     args, bench = parse_args(argv)
     try:
         bench_train.check_args(bench)
+        bench_train.check_overrides(args.set)
+        bench_train.bench_config(args.preset, bench, args.precision, args.set)
         if args.steps < 1:
             raise UserError("--steps must be at least 1")
+    except bench_train.config_lib.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    step, batch = bench_train.make_step("compiled", args.precision, args.preset, bench)
+    step, batch = bench_train.make_step("compiled", args.precision, args.preset, bench,
+                                        args.set)
     with tempfile.TemporaryDirectory() as folder:
         ops, wall = trace_ops(step, batch, args.steps, folder)
     by_part, by_layer, by_type = (collections.Counter() for _ in range(3))

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -28,12 +30,19 @@ def test_the_table_compares_each_epoch_with_the_tutorials_best_and_each_precisio
     assert "| 141 | 0.75x | 2.00x |" in lines[("stylegan", "compiled", "mixed_bfloat16")]
 
 
-def test_a_bad_setting_is_refused_in_one_line_before_any_measurement():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"),
-                          "--set", "no_such_setting=1"], capture_output=True, text=True,
-                         timeout=120)
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "no_such_setting=1"], "--set no_such_setting=1: give SETTING=VALUE with a Config"),
+    (["--set", "precision=float32"], "--set precision: use --precision"),
+    (["--set", "step=bogus"], "--presets stylegan: --set step must be one of g_first, d_first"),
+    (["--set", "step=d_first", "--presets", "tutorial"], "add another preset"),
+    (["--d-steps", "2"], "--d-steps 2: the tutorial's step updates D once"),
+])
+def test_a_bad_setting_is_refused_in_one_line_before_any_measurement(flags, message):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *flags],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.startswith("error: --set takes SETTING=VALUE") and run.stderr.count("\n") == 1
+    assert run.stderr.startswith("error: ") and message in run.stderr
+    assert run.stderr.count("\n") == 1
 
 
 def test_the_profile_attributes_the_step_s_op_time_to_g_and_d(capsys):

@@ -36,6 +36,26 @@ def test_ada_norm_and_its_gradient_are_the_formulas():
     assert np.abs(grad).max() > 1e-3  # a real gradient, not zeros on both sides
 
 
+@pytest.mark.parametrize("policy, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 3e-2),
+                                               ("mixed_float16", 5e-3)])
+def test_ada_norm_is_the_formula_in_each_precision_compiled_by_xla_for_any_batch(
+        policy, tolerance):
+    import tensorflow as tf
+    layer = stylegan.AdaNorm(dtype=policy)
+    spec = tf.TensorSpec([None, 7, 7, 4], layer.compute_dtype)  # the batch unknown when traced
+    compiled = tf.function(layer, jit_compile=True, input_signature=[spec])
+    x = rng.normal(3.0, 5.0, (3, 7, 7, 4))
+    for batch in (1, 3):
+        inputs = tf.cast(x[:batch], layer.compute_dtype)
+        y = compiled(inputs)
+        rounded = np.asarray(tf.cast(inputs, "float64"))  # the formula on the same numbers
+        mean = rounded.mean(axis=(1, 2), keepdims=True)
+        variance = rounded.var(axis=(1, 2), keepdims=True)
+        assert y.dtype == layer.compute_dtype
+        np.testing.assert_allclose(np.asarray(tf.cast(y, "float64")),
+                                   (rounded - mean) / np.sqrt(variance + 1e-5), atol=tolerance)
+
+
 def test_ada_mod_scales_and_shifts_each_channel_by_what_w_says():
     x = rng.normal(size=(2, 4, 4, 3)).astype("float32")
     w = rng.normal(size=(2, 5)).astype("float32")
