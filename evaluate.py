@@ -11,7 +11,11 @@ split, cached in --classifier, its test accuracy printed):
   equally often; log 10 = 2.30 = one class only) and the mean classifier confidence;
 - mixing attribution: for pairs (z1, z2) mixed at the grid's crossover, how often the mix's class
   is the coarse source's (z1) and how often the fine source's (z2), over pairs of two classes;
-- the paper's Table 2 measure: FID with 1 latent, and with 2 latents mixed at a random crossover.
+- the hand of a mix, at every crossover: the Pearson correlation of the mixes' stroke width and
+  slant (`hand`) with their fine source's and with their coarse source's, over all pairs: does
+  the column's z give the handwriting?
+- the paper's Table 2 measure: FID with 1 latent, and with 2 latents mixed at a random crossover;
+  and the FID of mixes at each crossover over the single-latent FID.
 Writes the numbers as JSON (default: beside the checkpoint or model) and prints a table.
 """
 import os
@@ -115,6 +119,42 @@ def class_coverage(probabilities):
     return shares, kl, float(probabilities.max(1).mean())
 
 
+def hand(images):
+    """Stroke width and slant of each digit ([n, 28, 28] or [n, 28, 28, 1], in [-1, 1]), from
+    its ink: the pixels above half intensity (> 0).
+
+    width: twice the ink's area over its perimeter (the ink pixels' edges that touch paper): a
+    stroke w pixels wide and L long has area w L and perimeter about 2 L.
+    slant: mu11 / mu02 of the ink's coordinates, x to the right and y upwards: the sideways step
+    per unit of height, positive for a digit that leans right (/), 0 upright, negative (\\).
+    A digit without ink gives NaN for both.
+    """
+    ink = np.asarray(images).reshape(len(images), 28, 28) > 0
+    padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
+    perimeter = (np.abs(np.diff(padded, axis=1)).sum((1, 2)) +
+                 np.abs(np.diff(padded, axis=2)).sum((1, 2)))
+    area = ink.sum((1, 2))
+    rows, cols = np.mgrid[0:28, 0:28]
+    x, y = cols.astype("float64"), -rows.astype("float64")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = 2.0 * area / perimeter
+        x_mean = (ink * x).sum((1, 2)) / area
+        y_mean = (ink * y).sum((1, 2)) / area
+        dx, dy = x - x_mean[:, None, None], y - y_mean[:, None, None]
+        slant = (ink * dx * dy).sum((1, 2)) / (ink * dy * dy).sum((1, 2))
+    return width, slant
+
+
+def pearson(a, b):
+    """Pearson's r of two samples over the entries where both are finite (NaN if fewer than 3
+    or one of them is constant)."""
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 class Evaluator:
     """Generates from a generator and measures in the classifier's feature space."""
 
@@ -149,25 +189,38 @@ class Evaluator:
         return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), k, self.n_style), psi)
 
     def attribution(self, pairs, psi=1.0):
-        """For every crossover k: the shares of mixes (z1 on layers < k, z2 on the rest) classed
-        as the coarse or the fine source, over the pairs whose two sources are classed
-        differently. Returns {k: {...}}."""
+        """For every crossover k, mixes with z1 on the layers < k (coarse) and z2 on the rest
+        (fine): the shares of mixes classed as the coarse or the fine source, over the pairs
+        whose two sources are classed differently, and the correlations of the mixes' stroke
+        width and slant with each source's (`hand`), over all pairs. Returns {k: {...}}."""
         z1, z2 = self.draw_z(pairs), self.draw_z(pairs)
         noise = self.rng.standard_normal((pairs, 28, 28), dtype=np.float32)
-        classify = lambda z: self.embed(stylegan.generate(
-            self.generator, z, noise, psi, batch_size=self.batch_size))[1].argmax(1)
-        coarse = classify(stylegan.repeat_z(z1, self.n_style))
-        fine = classify(stylegan.repeat_z(z2, self.n_style))
+
+        def measure(z):  # (classes, (width, slant)) of the images of a z stack
+            images = stylegan.generate(self.generator, z, noise, psi, batch_size=self.batch_size)
+            return self.embed(images)[1].argmax(1), hand(images)
+        coarse, coarse_hand = measure(stylegan.repeat_z(z1, self.n_style))
+        fine, fine_hand = measure(stylegan.repeat_z(z2, self.n_style))
         differ = coarse != fine
         n = int(differ.sum())
         shares = {}
         for k in range(1, max(self.n_style, 2)):
-            mixed = classify(stylegan.mix_z(z1, z2, k, self.n_style))
+            mixed, mixed_hand = measure(stylegan.mix_z(z1, z2, k, self.n_style))
             shares[k] = {
                 "crossover": k, "pairs": pairs, "pairs_of_two_classes": n,
                 "follows_coarse": float(np.mean(mixed[differ] == coarse[differ])) if n else None,
-                "follows_fine": float(np.mean(mixed[differ] == fine[differ])) if n else None}
+                "follows_fine": float(np.mean(mixed[differ] == fine[differ])) if n else None,
+                **{f"{name}_r_{source}": pearson(mixed_hand[i], source_hand[i])
+                   for i, name in enumerate(("width", "slant"))
+                   for source, source_hand in (("fine", fine_hand), ("coarse", coarse_hand))}}
         return shares
+
+    def fid_by_crossover(self, samples, test_features, psi=1.0):
+        """{k: FID of samples mixes at crossover k} (the Table-2 measure, one k at a time)."""
+        return {k: fid(self.embed(self.images(stylegan.mix_z(
+                    self.draw_z(samples), self.draw_z(samples), k, self.n_style), psi))[0],
+                    test_features)
+                for k in range(1, max(self.n_style, 2))}
 
 
 def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0,
@@ -181,9 +234,12 @@ def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, s
     mixed_features = ev.embed(ev.random_mixes(samples, psi))[0]
     shares, kl, confidence = class_coverage(single_probs)
     by_crossover = ev.attribution(pairs, psi)
+    single_fid = fid(single_features, test_features)
+    for k, mixed_fid in ev.fid_by_crossover(samples, test_features, psi).items():
+        by_crossover[k]["fid_mixed_over_single"] = mixed_fid / single_fid
     return {
         "samples": samples, "truncation_psi": psi,
-        "fid": fid(single_features, test_features),
+        "fid": single_fid,
         "fid_real_floor": fid(ev.embed(to_unit_range(real[..., None]))[0], test_features),
         "fid_mixed": fid(mixed_features, test_features),
         "class_shares": shares.round(4).tolist(),
@@ -199,6 +255,8 @@ def format_table(result):
     shares = " ".join(f"{d}:{100 * s:.0f}%" for d, s in enumerate(result["class_shares"]))
     follow_pct = lambda share: "n/a" if share is None else f"{100 * share:.0f}%"
     follow = lambda key: follow_pct(mixing[key])
+    by_crossover = lambda cell: "  ".join(f"{m['crossover']}: {cell(m)}"
+                                          for m in result["mixing_by_crossover"])
     rows = [
         ("classifier test accuracy", f"{100 * result['classifier_accuracy']:.2f}%"),
         (f"FID, {result['samples']:,} samples vs MNIST test", f"{result['fid']:.2f}"),
@@ -210,9 +268,14 @@ def format_table(result):
         (f"mix class = coarse source (layers < {mixing['crossover']})", follow("follows_coarse")),
         ("mix class = fine source", follow("follows_fine")),
         ("  over pairs of two classes", f"{mixing['pairs_of_two_classes']} of {mixing['pairs']}"),
-        ("mix class = coarse / fine, by crossover", "  ".join(
-            f"{m['crossover']}: {follow_pct(m['follows_coarse'])}/{follow_pct(m['follows_fine'])}"
-            for m in result["mixing_by_crossover"])),
+        ("mix class = coarse / fine, by crossover", by_crossover(
+            lambda m: f"{follow_pct(m['follows_coarse'])}/{follow_pct(m['follows_fine'])}")),
+        ("mix stroke width r with fine / coarse", by_crossover(
+            lambda m: f"{m['width_r_fine']:.2f}/{m['width_r_coarse']:.2f}")),
+        ("mix slant r with fine / coarse", by_crossover(
+            lambda m: f"{m['slant_r_fine']:.2f}/{m['slant_r_coarse']:.2f}")),
+        ("FID mixed / single, by crossover", by_crossover(
+            lambda m: f"{m['fid_mixed_over_single']:.2f}")),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

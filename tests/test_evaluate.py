@@ -24,6 +24,32 @@ def test_class_coverage_of_one_class_and_of_all_ten():
     assert evaluate.class_coverage(np.eye(10))[1] == pytest.approx(0)
 
 
+def bar(width, lean=0):
+    """A 20-pixel stroke `width` wide on black, its top shifted `lean` pixels right per 4 rows."""
+    image = -np.ones((28, 28))
+    for row in range(4, 24):
+        left = 12 + lean * (23 - row) // 4
+        image[row, left:left + width] = 1.0
+    return image
+
+
+def test_hand_measures_stroke_width_and_slant():
+    width, slant = evaluate.hand(np.stack([bar(3), bar(5), bar(3, lean=1), bar(3, lean=-1),
+                                           -np.ones((28, 28))]))
+    assert width[1] > width[0] > 2  # wider strokes, wider measure (20-long ends lower it)
+    assert slant[0] == pytest.approx(0) and slant[1] == pytest.approx(0)  # upright
+    assert slant[2] == pytest.approx(0.25, abs=0.02)  # leans right: a pixel per 4 rows
+    assert slant[3] == pytest.approx(-0.25, abs=0.02)  # leans left
+    assert np.isnan(width[4]) and np.isnan(slant[4])  # no ink, no hand
+
+
+def test_pearson_skips_missing_values_and_says_nan_for_a_constant():
+    a = np.array([1.0, 2.0, np.nan, 3.0, 4.0])
+    assert evaluate.pearson(a, 2 * a + 1) == pytest.approx(1)
+    assert evaluate.pearson(a, -a) == pytest.approx(-1)
+    assert np.isnan(evaluate.pearson(a, np.ones(5)))
+
+
 def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
     model_path = tmp_path / "generator.keras"
     tiny_model.g.save(model_path)
@@ -32,13 +58,18 @@ def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
                           "--classifier-epochs", "1"])
     assert code == 0
     printed = capsys.readouterr().out
-    for line in ("FID real floor", "class shares", "mix class = coarse source"):
+    for line in ("FID real floor", "class shares", "mix class = coarse source",
+                 "mix stroke width r with fine / coarse", "FID mixed / single, by crossover"):
         assert line in printed
     result = json.loads((tmp_path / "generator.eval.json").read_text())
     assert len(result["class_shares"]) == 10 and sum(result["class_shares"]) == pytest.approx(1)
     assert result["fid"] >= 0 and result["fid_mixed"] >= 0 and result["fid_real_floor"] >= 0
     assert result["mixing"]["pairs"] == 30 and result["mixing"]["crossover"] == 2  # 7, 14 | 28
     assert [m["crossover"] for m in result["mixing_by_crossover"]] == [1, 2]
+    for m in result["mixing_by_crossover"]:
+        assert m["fid_mixed_over_single"] > 0
+        for key in ("width_r_fine", "width_r_coarse", "slant_r_fine", "slant_r_coarse"):
+            assert -1 <= m[key] <= 1 or np.isnan(m[key])  # NaN: an untrained G may draw no ink
     assert (tmp_path / "clf.keras").is_file()  # cached for the next call
 
 
