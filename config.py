@@ -116,6 +116,10 @@ class Config:
                           choices=("random_slots", "crossover"))
     mixing_prob: float = setting(0.9, "crossover mixing: share of training samples made from "
                                  "two z codes", at_least=0.0, at_most=1.0)
+    mixing_coarse_size: int = setting(0, "crossover mixing: 0 draws each mix's crossover at "
+                                      "random (the paper's); N > 0 always gives z1 the style "
+                                      "layers of N pixels or less, as the grid does with "
+                                      "grid_coarse_size", at_least=0, at_most=FIELD_LIMIT)
     w_avg_beta: float = setting(0.995, "decay of w_avg, the mean w that truncation pulls "
                                 "towards", at_least=0.0, below=1.0)
     loss: str = setting("nonsaturating", "the tutorial's loss, or wgan-gp (lambda gp_weight)",

@@ -120,21 +120,23 @@ def class_coverage(probabilities):
 
 
 def hand(images):
-    """Stroke width and slant of each digit ([n, 28, 28] or [n, 28, 28, 1], in [-1, 1]), from
-    its ink: the pixels above half intensity (> 0).
+    """Stroke width and slant of each digit ([n, H, W] or [n, H, W, 1], in [-1, 1]), from its
+    ink: the pixels above half intensity (> 0).
 
-    width: twice the ink's area over its perimeter (the ink pixels' edges that touch paper): a
-    stroke w pixels wide and L long has area w L and perimeter about 2 L.
+    width: twice the ink's area over its perimeter (the ink pixels' edges that touch paper or
+    the image's border): a bar w pixels wide and L long gives 2 w L / (w + L), about w for a
+    long stroke (3 x 20: 2.6). The perimeter counts pixel edges, so a diagonal stroke's
+    staircase outline makes it read thinner than an upright one of the same width.
     slant: mu11 / mu02 of the ink's coordinates, x to the right and y upwards: the sideways step
     per unit of height, positive for a digit that leans right (/), 0 upright, negative (\\).
     A digit without ink gives NaN for both.
     """
-    ink = np.asarray(images).reshape(len(images), 28, 28) > 0
+    ink = np.asarray(images).reshape(len(images), *np.shape(images)[1:3]) > 0
     padded = np.pad(ink, ((0, 0), (1, 1), (1, 1)))
     perimeter = (np.abs(np.diff(padded, axis=1)).sum((1, 2)) +
                  np.abs(np.diff(padded, axis=2)).sum((1, 2)))
     area = ink.sum((1, 2))
-    rows, cols = np.mgrid[0:28, 0:28]
+    rows, cols = np.mgrid[0:ink.shape[1], 0:ink.shape[2]]
     x, y = cols.astype("float64"), -rows.astype("float64")
     with np.errstate(invalid="ignore", divide="ignore"):
         width = 2.0 * area / perimeter
@@ -150,7 +152,7 @@ def pearson(a, b):
     or one of them is constant)."""
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:  # (std() of a constant may be 1e-17)
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
 

@@ -529,6 +529,29 @@ def mix_z(z1, z2, crossover, n_style):
     return ops.where(from_z1[..., None], z1, z2)
 
 
+COARSE_SIZE = 28  # default: every style layer but the last is "coarse" (the tutorial's grid: 7)
+
+
+def style_sizes(generator):
+    """The output height of every style layer, in order: 7, 14, 28 for the tutorial's net
+    (and 28 for to_image's modulation where the generator has one)."""
+    synthesis = generator.get_layer("synthesis")
+    blocks = [layer for layer in synthesis.layers if layer.name.startswith("style_")]
+    sizes = [block.output.shape[1] for block in blocks]
+    return sizes + [sizes[-1]] * (generator.input[0].shape[1] - len(blocks))
+
+
+def grid_crossover(generator, coarse_size=COARSE_SIZE):
+    """Where the grid splits coarse from fine: the style layers working at coarse_size pixels
+    or less come from the row source (at least one layer, and one left for the columns).
+    7 for the tutorial's 3 layers: 7x7 | 14x14, 28x28; 14 or 28: 7x7, 14x14 | 28x28. With a
+    styled to_image (the default recipe), 28 gives the rows every style block and the columns
+    to_image's style alone: the digit follows the row in about 3 mixes in 4 (docs/results.md)."""
+    sizes = style_sizes(generator)
+    coarse = sum(size <= coarse_size for size in sizes)
+    return min(max(1, coarse), max(1, len(sizes) - 1))
+
+
 def is_generator(model):
     """True for a generator that build_generator made: inputs z [n, n_style, latent] and
     noise [n, H, W], a Map layer "map" and a synthesis model "synthesis" (w, noise -> image)."""
@@ -651,6 +674,9 @@ class StyleGAN(keras.Model):
         self.synthesis = generator.get_layer("synthesis")
         self.n_style, self.latent_dim = generator.input[0].shape[1:]  # z [n, n_style, latent]
         self.img_shape = tuple(generator.output.shape[1:])
+        # crossover mixing at one split (config.mixing_coarse_size), or None: a random one
+        self.fixed_crossover = (grid_crossover(generator, config.mixing_coarse_size)
+                                if config.mixing_coarse_size else None)
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -708,10 +734,12 @@ class StyleGAN(keras.Model):
 
     # -- random draws: keras.random with the model's SeedGenerator, never numpy (frozen when traced)
     def draw_crossover(self, batch_size):
-        """Per sample: with probability mixing_prob a crossover k in [1, n_style), else
-        n_style (one z for every layer)."""
+        """Per sample: with probability mixing_prob a crossover k in [1, n_style) (or the
+        fixed one, config.mixing_coarse_size), else n_style (one z for every layer)."""
         k = keras.random.randint((batch_size,), 1, max(self.n_style, 2),
                                  seed=self.seed_generator)
+        if self.fixed_crossover is not None:  # drawn all the same, so the random state moves
+            k = ops.full_like(k, self.fixed_crossover)  # as it does without the setting
         mixed = (keras.random.uniform((batch_size,), seed=self.seed_generator)
                  < self.config.mixing_prob)
         return ops.where(mixed, k, self.n_style)

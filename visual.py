@@ -15,34 +15,12 @@ import numpy as np
 from PIL import Image
 
 import stylegan
+from stylegan import COARSE_SIZE, grid_crossover, style_sizes  # noqa: F401 (the grid's split)
 from utils import to_uint8, write_atomically
 
 GIF_NAME = "generating.gif"
 GAP = 2  # pixels between cells
 GAP_GREY = 128
-
-
-COARSE_SIZE = 28  # default: every style layer but the last is "coarse" (the tutorial's grid: 7)
-
-
-def style_sizes(generator):
-    """The output height of every style layer, in order: 7, 14, 28 for the tutorial's net
-    (and 28 for to_image's modulation where the generator has one)."""
-    synthesis = generator.get_layer("synthesis")
-    blocks = [layer for layer in synthesis.layers if layer.name.startswith("style_")]
-    sizes = [block.output.shape[1] for block in blocks]
-    return sizes + [sizes[-1]] * (generator.input[0].shape[1] - len(blocks))
-
-
-def grid_crossover(generator, coarse_size=COARSE_SIZE):
-    """Where the grid splits coarse from fine: the style layers working at coarse_size pixels
-    or less come from the row source (at least one layer, and one left for the columns).
-    7 for the tutorial's 3 layers: 7x7 | 14x14, 28x28; 14 or 28: 7x7, 14x14 | 28x28. With a
-    styled to_image (the default recipe), 28 gives the rows every style block and the columns
-    to_image's style alone: the digit follows the row in about 3 mixes in 4 (docs/results.md)."""
-    sizes = style_sizes(generator)
-    coarse = sum(size <= coarse_size for size in sizes)
-    return min(max(1, coarse), max(1, len(sizes) - 1))
 
 
 def grid_inputs(latent_dim, n=12, seed=0, image_size=28, zero_noise=False):

@@ -34,20 +34,26 @@ def bar(width, lean=0):
 
 
 def test_hand_measures_stroke_width_and_slant():
+    pixel, edge = -np.ones((28, 28)), -np.ones((28, 28))
+    pixel[5, 5] = 1.0
+    edge[:, :2] = 1.0  # a bar 2 wide along the left border: the border is paper too
+    edge[3, 10] = 0.0  # exactly half intensity is not ink
     width, slant = evaluate.hand(np.stack([bar(3), bar(5), bar(3, lean=1), bar(3, lean=-1),
-                                           -np.ones((28, 28))]))
-    assert width[1] > width[0] > 2  # wider strokes, wider measure (20-long ends lower it)
+                                           -np.ones((28, 28)), pixel, edge]))
+    assert width[0] == pytest.approx(2 * 60 / 46) and width[1] == pytest.approx(2 * 100 / 50)
+    assert width[5] == pytest.approx(0.5) and width[6] == pytest.approx(2 * 56 / 60)
     assert slant[0] == pytest.approx(0) and slant[1] == pytest.approx(0)  # upright
     assert slant[2] == pytest.approx(0.25, abs=0.02)  # leans right: a pixel per 4 rows
     assert slant[3] == pytest.approx(-0.25, abs=0.02)  # leans left
     assert np.isnan(width[4]) and np.isnan(slant[4])  # no ink, no hand
 
 
-def test_pearson_skips_missing_values_and_says_nan_for_a_constant():
+def test_pearson_skips_missing_values_and_says_nan_where_there_is_no_correlation():
     a = np.array([1.0, 2.0, np.nan, 3.0, 4.0])
     assert evaluate.pearson(a, 2 * a + 1) == pytest.approx(1)
     assert evaluate.pearson(a, -a) == pytest.approx(-1)
-    assert np.isnan(evaluate.pearson(a, np.ones(5)))
+    assert np.isnan(evaluate.pearson(np.full(7, 0.1), np.arange(7.0)))  # a constant
+    assert np.isnan(evaluate.pearson(a[:2], a[:2]))  # two points always line up
 
 
 def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):

@@ -34,6 +34,16 @@ def test_mixing_prob_decides_how_many_samples_are_mixed():
     assert np.all(np.asarray(z[:, 0] != z[:, 2]))  # mixed: first and last layer differ
 
 
+def test_mixing_coarse_size_mixes_every_sample_at_the_grid_s_split():
+    model = tiny_gan(mixing="crossover", mixing_prob=1.0, mixing_coarse_size=14)
+    assert np.all(np.asarray(model.draw_crossover(64)) == 2)  # z1 on 7x7 and 14x14, z2 on 28x28
+    z = np.asarray(model.draw_inputs(64)[0])
+    assert np.all(z[:, 0] == z[:, 1]) and np.all(z[:, 1] != z[:, 2])
+    seldom = tiny_gan(mixing="crossover", mixing_prob=0.25, mixing_coarse_size=7)
+    k = np.asarray(seldom.draw_crossover(256))
+    assert set(k) == {1, 3} and 0.1 < np.mean(k == 1) < 0.4  # at the split, or not mixed
+
+
 @pytest.mark.parametrize("settings", [
     {}, dict(step="d_first", shared_optimizer=False),
     dict(step="same_fakes", shared_optimizer=False, d_steps=2)])
