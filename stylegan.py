@@ -546,7 +546,7 @@ def grid_crossover(generator, coarse_size=COARSE_SIZE):
     or less come from the row source (at least one layer, and one left for the columns).
     7 for the tutorial's 3 layers: 7x7 | 14x14, 28x28; 14 or 28: 7x7, 14x14 | 28x28. With a
     styled to_image (the default recipe), 28 gives the rows every style block and the columns
-    to_image's style alone: the digit follows the row in about 3 mixes in 4 (docs/results.md)."""
+    to_image's style alone: the digit follows the row in about 9 mixes in 10 (docs/results.md)."""
     sizes = style_sizes(generator)
     coarse = sum(size <= coarse_size for size in sizes)
     return min(max(1, coarse), max(1, len(sizes) - 1))
