@@ -185,10 +185,15 @@ class Evaluator:
     def single_latent(self, n, psi=1.0):
         return self.images(stylegan.repeat_z(self.draw_z(n), self.n_style), psi)
 
+    def mixes(self, n, crossover, psi=1.0):
+        """n images of two latents each, z1 on the style layers < crossover (an int, or one
+        per image)."""
+        return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), crossover,
+                                          self.n_style), psi)
+
     def random_mixes(self, n, psi=1.0):
         """Two latents per image, crossover k drawn uniformly in [1, n_style) (Table 2)."""
-        k = self.rng.integers(1, max(self.n_style, 2), n)
-        return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), k, self.n_style), psi)
+        return self.mixes(n, self.rng.integers(1, max(self.n_style, 2), n), psi)
 
     def attribution(self, pairs, psi=1.0):
         """For every crossover k, mixes with z1 on the layers < k (coarse) and z2 on the rest
@@ -219,9 +224,7 @@ class Evaluator:
 
     def fid_by_crossover(self, samples, test_features, psi=1.0):
         """{k: FID of samples mixes at crossover k} (the Table-2 measure, one k at a time)."""
-        return {k: fid(self.embed(self.images(stylegan.mix_z(
-                    self.draw_z(samples), self.draw_z(samples), k, self.n_style), psi))[0],
-                    test_features)
+        return {k: fid(self.embed(self.mixes(samples, k, psi))[0], test_features)
                 for k in range(1, max(self.n_style, 2))}
 
 

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -204,8 +205,6 @@ def measure(way, precision, preset, argv):
 
 def median_row(measurements):
     """One row from a run's rounds: the median step time, the highest peak memory."""
-    import statistics
-
     failed = [m for m in measurements if "error" in m]
     if failed:
         return failed[0]

@@ -13,7 +13,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import evaluate  # noqa: E402
-import stylegan  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
 from utils import ArgumentParser, UserError, load_generator, to_unit_range  # noqa: E402
 
@@ -51,8 +50,7 @@ def main(argv=None):
     print("| images | FID | / 1 latent | class shares min-max |\n|---|---|---|---|")
     print(f"| 1 latent | {single:.1f} | 1.00 | {class_range(probabilities)} |")
     for k in range(1, ev.n_style):
-        z = stylegan.mix_z(ev.draw_z(args.samples), ev.draw_z(args.samples), k, ev.n_style)
-        features, probabilities = ev.embed(ev.images(z))
+        features, probabilities = ev.embed(ev.mixes(args.samples, k))
         mixed = evaluate.fid(features, test_features)
         print(f"| mixed at k={k} | {mixed:.1f} | {mixed / single:.2f} | "
               f"{class_range(probabilities)} |")
