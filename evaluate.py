@@ -20,7 +20,9 @@ Writes the numbers as JSON (default: beside the checkpoint or model) and prints 
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up chatter kept back
 
 import json  # noqa: E402
 import sys  # noqa: E402

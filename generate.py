@@ -19,7 +19,9 @@ A seed s always means the z drawn by numpy.random.default_rng(s), on every style
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up chatter kept back
 
 import sys  # noqa: E402
 import textwrap  # noqa: E402

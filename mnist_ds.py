@@ -1,10 +1,11 @@
 """MNIST for the tutorial's StyleGAN: find the file, check it, and feed it through tf.data.
 
 `load_mnist` looks, in order, at: the path you give (`python train.py --data PATH`), the
-`MNIST_PATH` environment variable, Keras' cache `~/.keras/datasets/mnist.npz`, and Keras' download.
-Offline, with none of these, it falls back to the small sample shipped in `data/mnist_sample.npz`
-(2,500 training and 500 test digits, all ten classes) and says so.
+`MNIST_PATH` environment variable, Keras' cache `~/.keras/datasets/mnist.npz`, and the full MNIST
+shipped with the project in `data/mnist.npz` (checked against its SHA-256; data/README.md gives
+its source and licence). Only where that file is missing does it try Keras' download.
 """
+import hashlib
 import os
 import zipfile
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 
 from utils import first_line, to_unit_range
 
-SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
+SHIPPED_PATH = Path(__file__).resolve().parent / "data" / "mnist.npz"
+SHIPPED_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
 KERAS_CACHE = Path("~/.keras/datasets/mnist.npz").expanduser()
 IMAGE_SIZE = 28
 
@@ -22,14 +24,15 @@ class DataError(ValueError):
     """A data file that cannot be used; the message is one line saying what and how to fix it."""
 
 
-def load_mnist(path=None, verbose=True):
+def load_mnist(path=None):
     """MNIST as `(x_train, y_train), (x_test, y_test)`: uint8 images [n, 28, 28], int labels."""
-    return read_mnist_npz(locate_mnist(path, verbose))
+    return read_mnist_npz(locate_mnist(path))
 
 
-def locate_mnist(path=None, verbose=True):
-    """The mnist.npz to read: `path`, else MNIST_PATH, else Keras' cache (downloaded there if
-    it can be), else the shipped sample, which it says. A path given must exist (DataError)."""
+def locate_mnist(path=None):
+    """The mnist.npz to read: `path`, else MNIST_PATH, else Keras' cache, else the shipped
+    file (its checksum checked), else Keras' download. A path given must exist (DataError);
+    a damaged shipped file, or no file at all, is a DataError too."""
     for given in (path, os.environ.get("MNIST_PATH")):
         if given:
             given = Path(given).expanduser().resolve()
@@ -37,13 +40,24 @@ def locate_mnist(path=None, verbose=True):
                 raise DataError(f"data file {given} does not exist: give the path of mnist.npz "
                                 f"(Keras' format) with --data or MNIST_PATH")
             return given
-    if _readable(KERAS_CACHE) or _downloaded():
+    if _readable(KERAS_CACHE):
         return KERAS_CACHE
-    if verbose:
-        print(f"MNIST: no full data set found (no --data, MNIST_PATH or {KERAS_CACHE}, and "
-              f"no download); using the {SAMPLE_PATH.name} sample of 2,500 digits. "
-              f"Give the full set with --data PATH/TO/mnist.npz.")
-    return SAMPLE_PATH
+    if SHIPPED_PATH.exists():
+        check_shipped(SHIPPED_PATH)
+        return SHIPPED_PATH
+    if _downloaded():
+        return KERAS_CACHE
+    raise DataError(f"no MNIST found: {SHIPPED_PATH} is missing (restore it with `git checkout "
+                    f"data/mnist.npz`), and no --data, MNIST_PATH, Keras cache or download")
+
+
+def check_shipped(path):
+    """The shipped file is the one the project was measured on: its SHA-256 must match."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHIPPED_SHA256:
+        raise DataError(f"{path} is damaged (SHA-256 {digest[:12]}..., expected "
+                        f"{SHIPPED_SHA256[:12]}...): restore it with `git checkout data/mnist.npz`"
+                        f" or give another mnist.npz with --data")
 
 
 def _readable(path):

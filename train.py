@@ -24,7 +24,9 @@ if __name__ == "__main__":  # from the first line: a signal while TensorFlow loa
     for _signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_signum, exit_while_loading)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: hide its C++ chatter
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up chatter kept back
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
@@ -354,6 +356,19 @@ def train(args):
         lock.release()
 
 
+def print_intro(config, n_images, steps, first_epoch, precision, out):
+    """What is trained, on what, where it goes, and how to read the time an epoch takes."""
+    gpus = len(tf.config.list_logical_devices("GPU"))
+    device = f"{gpus} GPU{'s' if gpus > 1 else ''}" if gpus else "the CPU"
+    source = config.dataset or config.data
+    print(f"Training StyleGAN ({config.preset} recipe, {precision}, on {device}) on {n_images:,} "
+          f"images of {source}: {steps} steps of {config.batch_size} an epoch, epochs "
+          f"{first_epoch + 1}..{config.epochs}.\n"
+          f"Output in {out}/: a mixing grid each epoch, checkpoints, and generator.keras at the "
+          f"end.\nThe first step compiles the model (up to a minute); the bar's ETA is then "
+          f"the time the epoch has left.")
+
+
 def train_in(out, args, data, resume_from):
     dataset, steps, n_images, config = data
     first_epoch = resume_from.meta["epoch"] if resume_from else 0
@@ -375,9 +390,7 @@ def train_in(out, args, data, resume_from):
     if strategy.num_replicas_in_sync > 1:
         print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")
-    print(f"Training on {n_images:,} images, {steps} steps of {config.batch_size} per epoch, "
-          f"epochs {first_epoch + 1}..{config.epochs}, {config.preset} recipe, "
-          f"{precision}; output in {out}/")
+    print_intro(config, n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
     keeper = RunKeeper(out, config, steps, history)
@@ -447,4 +460,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Every file is written. Python's shutdown puts back the default, fatal action of SIGINT and
+    # SIGTERM while TensorFlow's threads wind down: one arriving then would kill a finished run
+    # (exit -15 instead of its code). Ignored handlers outlive the shutdown.
+    for _signum in EXIT_CODES:
+        signal.signal(_signum, signal.SIG_IGN)
+    sys.exit(code)

@@ -17,12 +17,47 @@ import json
 import math
 import os
 import re
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 import config as config_lib
+
+# TensorFlow's start-up lines on a CPU machine: harmless, and printed before its logging settings
+# apply (README, "A quiet start"); every other line TensorFlow prints then is passed on.
+TF_CHATTER = re.compile(r"absl::InitializeLog|oneDNN custom operations are on|"
+                        r"Could not find cuda drivers|failed call to cuInit|"
+                        r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer|"
+                        r"TF-TRT Warning|This TensorFlow binary is optimized|"
+                        r"rebuild TensorFlow with the appropriate compiler flags")
+
+
+def quiet_tensorflow_start():
+    """Import TensorFlow and list its devices with file descriptor 2 caught (its C++ logging
+    writes there, past Python's sys.stderr), then pass on every caught line that is not known
+    start-up chatter. Call it before anything imports TensorFlow. TF_CPP_MIN_LOG_LEVEL 3 (unless
+    set) keeps its C++ log quiet for the rest of the run: TensorFlow's errors reach Python as
+    exceptions, and TF_CPP_MIN_LOG_LEVEL=0 shows everything."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # where a CUDA build tries the GPU driver
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not TF_CHATTER.search(line):
+                    sys.stderr.write(line)
+
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 3  # the version of the json's layout; 1 predates config.Config

@@ -159,7 +159,7 @@ def make_step(way, precision, preset, args, overrides=()):
     model = stylegan.make_gan(bench_config(preset, args, precision, overrides))  # and Adam
     n = model.config.batch_size
     if args.image_size == 28:
-        images = mnist_ds.read_mnist_npz(mnist_ds.SAMPLE_PATH)[0][0][:n, ..., None]
+        images = mnist_ds.read_mnist_npz(mnist_ds.SHIPPED_PATH)[0][0][:n, ..., None]
     else:  # the speed does not depend on the pixels
         images = np.random.default_rng(0).integers(
             0, 256, (n, args.image_size, args.image_size, 3))

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 import stylegan  # noqa: E402
 from config import Config  # noqa: E402
 
-SAMPLE = ROOT / "data" / "mnist_sample.npz"
+SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
 TINY = dict(latent_dim=8, w_dim=16, filters=8)  # small enough for a test to train in seconds
 
 

@@ -1,4 +1,4 @@
-"""mnist_ds: where MNIST is looked for, the shipped sample, clear errors, the tf.data pipeline."""
+"""mnist_ds: where MNIST is looked for, the shipped full MNIST, clear errors, the tf.data pipeline."""
 import numpy as np
 import pytest
 
@@ -22,13 +22,33 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(mnist_ds, "_download", no_download)
 
 
-def test_without_data_the_shipped_sample_is_used_and_said(offline, capsys):
+def test_without_data_the_shipped_full_mnist_is_used(offline):
     (x_train, y_train), (x_test, y_test) = mnist_ds.load_mnist()
-    assert "--data" in capsys.readouterr().out
-    assert x_train.shape == (2500, 28, 28) and x_train.dtype == np.uint8
-    assert set(y_train) == set(range(10)) and set(y_test) == set(range(10))
-    assert len(x_train) + len(x_test) <= 3000
-    assert mnist_ds.SAMPLE_PATH.stat().st_size < 1024 * 1024
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert x_train.dtype == np.uint8
+    assert np.bincount(y_train)[[0, 1, 9]].tolist() == [5923, 6742, 5949]  # MNIST's own counts
+
+
+def test_a_damaged_shipped_file_is_refused_in_one_line(offline, monkeypatch, tmp_path):
+    damaged = tmp_path / "mnist.npz"
+    data = bytearray(mnist_ds.SHIPPED_PATH.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit: the zip may still read, the checksum does not
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(mnist_ds, "SHIPPED_PATH", damaged)
+    with pytest.raises(mnist_ds.DataError) as error:
+        mnist_ds.load_mnist()
+    assert "damaged" in str(error.value) and "git checkout" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_without_the_shipped_file_keras_download_is_tried_then_a_clear_error(offline,
+                                                                          monkeypatch, tmp_path):
+    monkeypatch.setattr(mnist_ds, "SHIPPED_PATH", tmp_path / "gone.npz")
+    tried = []
+    monkeypatch.setattr(mnist_ds, "_download", lambda: tried.append(1) or 1 / 0)
+    with pytest.raises(mnist_ds.DataError, match="no MNIST found"):
+        mnist_ds.load_mnist()
+    assert tried
 
 
 def test_the_given_path_then_mnist_path_are_used(offline, monkeypatch, tmp_path):
@@ -40,7 +60,7 @@ def test_the_given_path_then_mnist_path_are_used(offline, monkeypatch, tmp_path)
     assert len(mnist_ds.load_mnist()[0][0]) == 2
 
 
-def test_the_keras_cache_comes_before_the_download(offline, monkeypatch, tmp_path):
+def test_the_keras_cache_comes_before_the_shipped_file(offline, monkeypatch, tmp_path):
     cache = write_npz(tmp_path / "mnist.npz", x_train=np.zeros((5, 28, 28), np.uint8))
     monkeypatch.setattr(mnist_ds, "KERAS_CACHE", cache)
     assert len(mnist_ds.load_mnist()[0][0]) == 5
