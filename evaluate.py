@@ -18,7 +18,6 @@ split, cached in --classifier, its test accuracy printed):
   and the FID of mixes at each crossover over the single-latent FID.
 Writes the numbers as JSON (default: beside the checkpoint or model) and prints a table.
 """
-import os
 
 import utils  # noqa: E402
 

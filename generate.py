@@ -17,7 +17,6 @@ Subcommands (each writes one file, --out, and is the same for the same seeds):
 
 A seed s always means the z drawn by numpy.random.default_rng(s), on every style layer.
 """
-import os
 
 import utils  # noqa: E402
 

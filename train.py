@@ -11,7 +11,6 @@ grids, generating.gif, history.csv and losses.png, checkpoints/, and generator.k
 generator, which `keras.saving.load_model` reloads after `import stylegan`). A fresh run refuses a
 folder that holds another run's files; --resume continues the run in it.
 """
-import os
 import signal
 import sys
 
