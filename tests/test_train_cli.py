@@ -13,7 +13,7 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     out = tmp_path / "run"
     first = train("--epochs", 1, "--limit", 256, "--out", out)
     assert first.returncode == 0, first.stderr
-    assert "4 steps of 64 per epoch" in first.stdout
+    assert "4 steps of 64 an epoch" in first.stdout
     for name in ("1.png", "generating.gif", "generator.keras", "history.csv", "losses.png",
                  "checkpoints/ckpt-0001.json", "checkpoints/ckpt-0001.weights.h5"):
         assert (out / name).is_file(), name
