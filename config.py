@@ -42,12 +42,16 @@ class Config:
                         fixed=True, at_least=0, below=2 ** 31)
     keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
                         at_most=FIELD_LIMIT)
+    log_every: int = setting(50, "TensorBoard (in the run's tensorboard/): the losses every N "
+                             "steps, and per epoch with the grid (0: no TensorBoard)",
+                             at_least=0, at_most=FIELD_LIMIT)
     precision: str = setting("float32", "Keras dtype policy (the tutorial: float32); auto: "
-                             "mixed_bfloat16 on a CPU with bfloat16 units and no GPU, else "
-                             "float32", choices=PRECISIONS)
+                             "on GPUs of compute capability 8.0+ mixed_bfloat16, 7.x "
+                             "mixed_float16; on a CPU with bfloat16 units mixed_bfloat16; "
+                             "else float32", choices=PRECISIONS)
     # -- the data: MNIST (data, limit) or a folder of images (dataset, image_size)
     data: str = setting("", "mnist.npz to train on (empty: MNIST_PATH, Keras' cache, the "
-                        "download, then the shipped sample)", fixed=True)
+                        "shipped data/mnist.npz, then Keras' download)", fixed=True)
     dataset: str = setting("", "a folder of .jpg/.png images to train on instead of MNIST",
                            fixed=True)
     image_size: int = setting(MNIST_SIZE, "image side: 28 for MNIST; with --dataset 32, 64, "
@@ -131,6 +135,16 @@ class Config:
                               at_least=0.0, at_most=1e6)
     r1_every: int = setting(16, "lazy R1: on every N-th D step only", at_least=1,
                             at_most=FIELD_LIMIT)
+    fine_style_weight: float = setting(0.0, "weight of a penalty, lazily every "
+                                       "fine_style_every-th G step, where a sample's image "
+                                       "with another's fine style slots (a grid column) "
+                                       "changes less than fine_style_ratio times as much as "
+                                       "with its coarse slots (a grid row) (0: off)",
+                                       at_least=0.0, at_most=1e6)
+    fine_style_ratio: float = setting(0.3, "the least change a grid column makes, as a share "
+                                      "of a row's", at_least=0.0, at_most=1e6)
+    fine_style_every: int = setting(4, "the fine-style penalty on every N-th G step only",
+                                    at_least=1, at_most=FIELD_LIMIT)
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
                                       "inference mode)")
     # -- the optimizers: Adam for D and for G
@@ -150,6 +164,9 @@ class Config:
                               "draw", choices=("zeros", "fixed"))
     grid_coarse_size: int = setting(7, "the grid's rows give the style layers up to this "
                                     "size in pixels", at_least=1, at_most=4096)
+    grid_crossover: int = setting(0, "the grid's rows give the style slots before this one "
+                                  "(counted from 0, the first 7x7 layer); 0: split by "
+                                  "grid_coarse_size", at_least=0, at_most=FIELD_LIMIT)
 
     def __post_init__(self):
         _check_recipe(self)
@@ -233,6 +250,10 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
                           f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
+    if config.shared_optimizer and config.fine_style_weight:
+        raise ConfigError(f"{flag('fine_style_weight')} {config.fine_style_weight}: the lazy "
+                          f"penalty counts G's own updates, but G and D share one optimizer: "
+                          f"give --fine-style-weight 0 or --no-shared-optimizer")
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
                           f"images with one D update; use --step same_fakes or d_first")

@@ -12,7 +12,8 @@ Subcommands (each writes one file, --out, and is the same for the same seeds):
                and the image with the noise turned off in one layer at a time
   levels       a base seed with one style layer's w taken from another seed, layer by layer
   interpolate  a GIF walking between seeds, linear in z (left) and linear in w (right)
-  samples      N images as .npy (float32 [N, H, W, C] in [-1, 1]); --mixed DIR writes
+  samples      N images as .npy (float32 [N, H, W, C] in [-1, 1]), or with --png DIR as
+               DIR/000000.png, ... (for Inception-FID tools); --mixed DIR writes
                coarse.npy, fine.npy, mixed.npy for N (z1, z2) pairs at the grid's crossover
 
 A seed s always means the z drawn by numpy.random.default_rng(s), on every style layer.
@@ -283,7 +284,17 @@ def cmd_samples(ex, args):
         return out
     z = stylegan.repeat_z(rng.standard_normal((args.n, ex.latent_dim), "float32"), ex.n_style)
     noise = ex.draw_noise(args.n, rng)
-    return save_npy(args.out, stylegan.generate(ex.generator, z, noise, args.psi))
+    images = stylegan.generate(ex.generator, z, noise, args.psi)
+    return save_pngs(images, args.png) if args.png else save_npy(args.out, images)
+
+
+def save_pngs(images, folder):
+    """One PNG per image, 000000.png on (what Inception-FID tools such as pytorch-fid read)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(to_uint8(images)):
+        write_atomically(folder / f"{i:06d}.png", Image.fromarray(image).save)
+    return folder
 
 
 def save_npy(path, array):
@@ -359,6 +370,8 @@ def parse_args(argv=None):
                          help="--mixed: style layers up to this size (px) come from the coarse "
                               f"source (default {COARSE_SIZE}; the tutorial's grid: 7)")
     samples.add_argument("--out", default="samples.npy")
+    samples.add_argument("--png", metavar="DIR", help="write the images as DIR/000000.png, ... "
+                         "instead (a new or empty folder)")
     return p.parse_args(argv)
 
 
@@ -388,14 +401,20 @@ def check_args(args):
     for seed in args.pair or () if args.command == "mix" else ():
         if seed < 0:
             raise UserError(f"--pair: seeds are 0 or more, got {seed}")
-    out = Path(args.mixed if getattr(args, "mixed", None) else args.out)
+    into_folder = getattr(args, "mixed", None) or getattr(args, "png", None)
+    if args.command == "samples" and args.mixed and args.png:
+        raise UserError("--png and --mixed: give one of them (--mixed writes three .npy files)")
+    out = Path(into_folder or args.out)
     suffixes = OUT_SUFFIXES.get(args.command, FIGURE_SUFFIXES)
-    if not getattr(args, "mixed", None) and out.suffix.lower() not in suffixes:
+    if not into_folder and out.suffix.lower() not in suffixes:
         raise UserError(f"--out {out}: {args.command} writes {' or '.join(suffixes)} files")
-    folder = out if getattr(args, "mixed", None) else out.parent
+    if getattr(args, "png", None) and (out.is_file() or out.is_dir() and any(out.iterdir())):
+        raise UserError(f"--png {out}: not a new or empty folder; give another, so that no "
+                        f"images are mixed with or written over others")
+    folder = out if into_folder else out.parent
     if not can_create_in(folder):
         raise UserError(f"--out {out}: cannot write there; give a writable path")
-    if not getattr(args, "mixed", None) and out.is_dir():
+    if not into_folder and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
     if (folder / CHECKPOINT_DIR).is_dir() or (folder / LOCK_NAME).exists():
         raise UserError(f"--out {out}: {folder} is a training run's folder, whose files are the "

@@ -584,6 +584,36 @@ def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size
     return ops.convert_to_numpy(ops.concatenate(images, axis=0))
 
 
+def export_saved_model(generator, folder):
+    """The generator as a TensorFlow SavedModel that `tf.saved_model.load` runs without this
+    project's code (TF Serving, or any TensorFlow program). Two signatures, z one code for every
+    style slot (no mixing), psi the truncation (1: off), images in [-1, 1]:
+        serve(z [n, latent] float32, noise [n, H, W] float32, psi [] float32) -> {"images"}
+        serve_seed(z, seed [] int64, psi) -> {"images"}, the noise drawn from the seed."""
+    mapping, synthesis = generator.get_layer("map"), generator.get_layer("synthesis")
+    n_style, latent = generator.input[0].shape[1:]
+    height, width = synthesis.input[1].shape[1:]
+
+    def images(z, noise, psi):
+        w = mapping(repeat_z(z, n_style))
+        w = mapping.truncate(w, ops.cast(psi, w.dtype))
+        return {"images": ops.cast(synthesis([w, noise]), "float32")}
+
+    def images_from_seed(z, seed, psi):
+        noise = tf.random.stateless_normal([tf.shape(z)[0], height, width],
+                                           tf.stack([seed, tf.constant(0, tf.int64)]))
+        return images(z, noise, psi)
+    z_spec = tf.TensorSpec([None, latent], tf.float32, name="z")
+    psi_spec = tf.TensorSpec([], tf.float32, name="psi")
+    noise_spec = tf.TensorSpec([None, height, width], tf.float32, name="noise")
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serve", images, [z_spec, noise_spec, psi_spec])
+    archive.add_endpoint("serve_seed", images_from_seed,
+                         [z_spec, tf.TensorSpec([], tf.int64, name="seed"), psi_spec])
+    archive.write_out(str(folder), verbose=False)
+
+
 def _global_batch(batch_size):
     """(global batch size, this replica's slice of it). Under tf.distribute the SeedGenerator is
     mirrored, so every replica draws the same numbers: each draws for the global batch and keeps
@@ -677,6 +707,9 @@ class StyleGAN(keras.Model):
         # crossover mixing at one split (config.mixing_coarse_size), or None: a random one
         self.fixed_crossover = (grid_crossover(generator, config.mixing_coarse_size)
                                 if config.mixing_coarse_size else None)
+        # the grid's split: its rows give the style slots before this one
+        self.grid_split = config.grid_crossover or grid_crossover(generator,
+                                                                  config.grid_coarse_size)
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -812,7 +845,9 @@ class StyleGAN(keras.Model):
                     d_loss = self.d_step(real_images, images)
             logits = self.d(images, training=self.config.g_step_d_training)
             g_loss = self.generator_loss(logits)
-            scaled_loss = self.g_optimizer.scale_loss(g_loss / _replicas())
+            penalty = (self.lazy_fine_style(w, images, noise)
+                       if self.config.fine_style_weight else 0.0)
+            scaled_loss = self.g_optimizer.scale_loss((g_loss + penalty) / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
         self.update_w_avg(w)
@@ -859,6 +894,28 @@ class StyleGAN(keras.Model):
         def penalty():
             return 0.5 * gamma * every * ops.mean(squared_input_gradients(self.d, real_images))
         due = self.d_optimizer.iterations % every == 0
+        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+
+    def lazy_fine_style(self, w, images, noise):
+        """A penalty where the grid's columns change too little. For pairs of this batch's
+        samples (a, b): the image of a with b's fine slots (from self.grid_split on: what a grid
+        column gives) must differ from a's image, in mean absolute pixels, by at least
+        fine_style_ratio times as much as a's image with b's coarse slots (what a row gives)
+        does. Lazy, as R1: on every fine_style_every-th G step, weighted by it."""
+        c, k = self.config, self.grid_split
+
+        def penalty():
+            half = ops.shape(w)[0] // 2
+            w_a, w_b, own = w[:half], w[half: 2 * half], ops.cast(images[:half], "float32")
+
+            def change(w_mix):
+                mixed = self.synthesis([w_mix, noise[:half]], training=True)
+                return ops.mean(ops.abs(ops.cast(mixed, "float32") - own), axis=(1, 2, 3))
+            column = change(ops.concatenate([w_a[:, :k], w_b[:, k:]], axis=1))
+            row = ops.stop_gradient(change(ops.concatenate([w_b[:, :k], w_a[:, k:]], axis=1)))
+            short = ops.relu(c.fine_style_ratio - column / (row + 1e-3))
+            return c.fine_style_weight * c.fine_style_every * ops.mean(short)
+        due = self.g_optimizer.iterations % c.fine_style_every == 0
         return tf.cond(due, penalty, lambda: tf.constant(0.0))
 
     def update_w_avg(self, w):

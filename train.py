@@ -36,18 +36,20 @@ import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import config as config_lib  # noqa: E402
 from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
-from stylegan import make_gan  # noqa: E402
+from stylegan import architecture, export_saved_model, make_gan  # noqa: E402
 from utils import (CHECKPOINT_DIR, LOCK_NAME, LOSS_KEYS, ArgumentParser,  # noqa: E402
                    CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
                    list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
                    read_checkpoint, remove_temporary_files, save_checkpoint, write_atomically,
-                   write_text_atomically)
+                   write_folder_atomically, write_text_atomically)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
@@ -55,6 +57,8 @@ DEFAULT_OUT = "visual/stylegan"
 FOLDER_IMAGE_SIZE = 64  # --dataset without --image-size: the tutorial's faces
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
 HISTORY = "history.csv"
+TENSORBOARD = "tensorboard"
+SAVED_MODEL = "generator_savedmodel"  # the generator for TensorFlow alone (no project code)
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's 128 + signal number
 
 
@@ -71,7 +75,10 @@ def parse_args(argv=None):
     p.add_argument("--strategy", choices=["none", "mirrored"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over the visible GPUs (or "
                         "the logical CPUs when there is none)")
-    p.add_argument("--jit", action="store_true", help="compile the step with XLA")
+    p.add_argument("--jit", nargs="?", choices=["auto", "on", "off"], const="on",
+                   default="auto", help="compile the step with XLA: on (--jit alone; float32 "
+                                        "only), off, or auto (the default): on with GPUs in "
+                                        "float32, else off")
     recipe = p.add_argument_group(
         "settings", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
                     f"--resume, the run's own); see config.py")
@@ -120,9 +127,22 @@ def resolve_config(args, saved=None):
         if given.get("loss") == "wgan-gp" and "beta_2" not in given:
             given["beta_2"] = 0.99  # as the tutorial's face runs
     try:
-        return config_lib.from_dict({**config_lib.to_dict(base), **given})
+        config = config_lib.from_dict({**config_lib.to_dict(base), **given})
     except config_lib.ConfigError as error:
         raise UserError(str(error)) from None
+    check_grid_crossover(config)
+    check_xla(config, args.jit)
+    return config
+
+
+def check_grid_crossover(config):
+    """--grid-crossover K needs a style slot on either side of the split."""
+    n_style = architecture(config.image_size, config.filters, config.max_filters,
+                           config.convs_per_block, config.styled_to_image)["n_style"]
+    if config.grid_crossover >= n_style:
+        raise UserError(f"--grid-crossover {config.grid_crossover}: this generator has "
+                        f"{n_style} style slots, so the rows can give slots 0..K-1 for K in "
+                        f"1..{n_style - 1} (0: split by --grid-coarse-size)")
 
 
 def check_unchanged(saved, given):
@@ -143,17 +163,53 @@ def as_flags(key, value):
     return f"{flag} {value}"
 
 
+def gpu_capabilities():
+    """The compute capability (major, minor) of each visible GPU; (0, 0) where TensorFlow does
+    not say (not CUDA)."""
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability",
+                                                                     (0, 0)))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
 def auto_precision():
-    """mixed_bfloat16 where there is no GPU and the CPU has bfloat16 units (AVX-512 BF16 or AMX):
-    1.4x faster on this project's machine with no loss of quality (docs/results.md); float32
-    elsewhere (a CPU without them emulates bfloat16 slowly; GPUs were not measured)."""
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
+    """On GPUs: mixed_bfloat16 where every one has compute capability 8.0 or more (bfloat16
+    tensor cores, and no loss scaling needed), mixed_float16 with loss scaling on 7.x (float16
+    tensor cores only), float32 on older ones (no tensor cores: half precision gains little).
+    Estimates from the hardware's specifications: no GPU run has measured them here.
+    On a CPU: mixed_bfloat16 where it has bfloat16 units (AVX-512 BF16 or AMX), 1.4x faster on
+    this project's machine with no loss of quality (docs/results.md); float32 elsewhere (a CPU
+    without them emulates bfloat16 slowly)."""
+    capabilities = gpu_capabilities()
+    if capabilities:
+        oldest = min(capabilities)
+        return ("mixed_bfloat16" if oldest >= (8, 0) else
+                "mixed_float16" if oldest >= (7, 0) else "float32")
     try:
         cpu_flags = CPUINFO.read_text().split()
     except OSError:  # not Linux: no way to tell here
         return "float32"
     return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags) else "float32"
+
+
+def use_xla(jit, precision):
+    """--jit auto: XLA on GPUs (it fuses the many small ops of a step) in float32, not on a CPU,
+    where it measured slower than tf.function (README, Speed). XLA refuses the step in mixed
+    precision: the gradient of the bilinear upsampling comes out in float32 inside a bfloat16
+    or float16 graph (measured on this CPU; the same graph goes to a GPU)."""
+    gpus = bool(tf.config.list_physical_devices("GPU"))
+    return jit == "on" or (jit == "auto" and gpus and precision == "float32")
+
+
+def resolved_precision(config):
+    return auto_precision() if config.precision == "auto" else config.precision
+
+
+def check_xla(config, jit):
+    precision = resolved_precision(config)
+    if jit == "on" and precision != "float32":
+        raise UserError(f"--jit on with {precision}: XLA cannot compile this step in mixed "
+                        f"precision (bilinear upsampling's gradient); give --precision float32 "
+                        f"or leave out --jit")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +314,12 @@ class RunKeeper(keras.callbacks.Callback):
         self.signal = self.diverged_at = None
         self.grids = MixingGridCallback(out, seed=config.seed,
                                         coarse_size=config.grid_coarse_size,
+                                        crossover=config.grid_crossover,
                                         zero_noise=config.grid_noise == "zeros")
         self._previous_handlers = {}
+        self.learning_rates = (config.d_lr, config.g_lr)
+        self.log = (TensorBoardLog(out / TENSORBOARD, config.log_every, steps_per_epoch)
+                    if config.log_every else None)
 
     def set_model(self, model):
         super().set_model(model)
@@ -283,12 +343,15 @@ class RunKeeper(keras.callbacks.Callback):
         self.epoch, self.step = epoch + 1, 0
         halve = self.config.lr_halved_from and self.epoch >= self.config.lr_halved_from
         factor = 0.5 if halve else 1.0
-        self.model.set_learning_rates(self.config.d_lr * factor, self.config.g_lr * factor)
+        self.learning_rates = (self.config.d_lr * factor, self.config.g_lr * factor)
+        self.model.set_learning_rates(*self.learning_rates)
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = batch + 1
         if not all_finite(logs):
-            self.diverge()
+            return self.diverge()
+        if self.log:
+            self.log.step(self.epoch, self.step, logs)
 
     def diverge(self):
         self.diverged_at = (self.epoch, self.step)
@@ -307,7 +370,9 @@ class RunKeeper(keras.callbacks.Callback):
         self.completed = self.epoch
         prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
         write_history(self.out / HISTORY, self.history)  # a copy of the checkpoint's
-        self.grids.save_grid(self.epoch)
+        grid = self.grids.save_grid(self.epoch)
+        if self.log:
+            self.log.epoch(row, self.learning_rates, grid)
 
     def save_interrupted(self):
         """The weights of the epoch cut short by a signal, under their own name (resume trains
@@ -321,6 +386,35 @@ class RunKeeper(keras.callbacks.Callback):
             return None
         grid = self.grids.save_grid(f"interrupted-{self.epoch}")
         return f"its weights as {saved.name} and the grid {grid.name}"
+
+
+class TensorBoardLog:
+    """The run's `tensorboard/` folder, for `tensorboard --logdir OUT/tensorboard`: every
+    `every` steps D's and G's loss (the epoch's running means, as the progress bar shows them);
+    at each completed epoch its mean losses, the learning rates and the mixing grid. Steps count
+    from the run's first, so a resumed run continues the curves. (TensorFlow appends its event
+    files as it goes: they are a log, the one output not written atomically.)"""
+
+    def __init__(self, folder, every, steps_per_epoch):
+        self.writer = tf.summary.create_file_writer(str(folder))
+        self.every, self.steps_per_epoch = every, steps_per_epoch
+
+    def step(self, epoch, step, logs):
+        global_step = (epoch - 1) * self.steps_per_epoch + step
+        if global_step % self.every == 0:
+            with self.writer.as_default(step=global_step):
+                for key in LOSS_KEYS:
+                    tf.summary.scalar(f"steps/{key}", float(logs[key]))
+
+    def epoch(self, row, learning_rates, grid):
+        with self.writer.as_default(step=row["epoch"]):
+            for key in LOSS_KEYS:
+                tf.summary.scalar(f"epoch/{key}", row[key])
+            for net, rate in zip("dg", learning_rates):
+                tf.summary.scalar(f"epoch/{net}_learning_rate", rate)
+            image = np.asarray(Image.open(grid))
+            tf.summary.image("mixing_grid", image.reshape(1, *image.shape[:2], -1))
+        self.writer.flush()
 
 
 def write_history(path, rows):
@@ -375,11 +469,11 @@ def train_in(out, args, data, resume_from):
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
                         f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
-    precision = auto_precision() if config.precision == "auto" else config.precision
+    precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # variables of the model and optimizers live on every replica
-        model = make_gan(config, jit_compile=args.jit)
+        model = make_gan(config, jit_compile=use_xla(args.jit, precision))
         if resume_from:
             restore(model, resume_from.path, resume_from.meta)
     if first_epoch >= config.epochs:
@@ -418,11 +512,12 @@ def finish(model, out):
     if non_finite_weight(generator):
         raise UserError("the generator's weights are not finite: nothing exported")
     write_atomically(out / "generator.keras", generator.save)
+    write_folder_atomically(out / SAVED_MODEL, lambda tmp: export_saved_model(generator, tmp))
     gif = make_gif(out)
     if (out / HISTORY).is_file():
         plot_losses(out / HISTORY, out / "losses.png")
-    print(f"Saved {out / 'generator.keras'}" + (f", {gif}" if gif else "") +
-          f" and {out / 'losses.png'}.")
+    print(f"Saved {out / 'generator.keras'}, {out / SAVED_MODEL}" + (f", {gif}" if gif else "")
+          + f" and {out / 'losses.png'}.")
     return 0
 
 

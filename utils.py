@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -130,13 +131,35 @@ def write_text_atomically(path, text):
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def write_folder_atomically(path, write):
+    """As write_atomically, for a folder (a SavedModel): `write(tmp_folder)`, then one rename
+    puts it in place; an old folder at `path` is first moved aside, then deleted."""
+    path = Path(path)
+    tmp, old = (path.with_name(f"{TMP_PREFIX}{os.getpid()}-{tag}{path.name}")
+                for tag in ("", "old-"))
+    try:
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return path
+
+
 def remove_temporary_files(*folders):
-    """Delete the temporary files a killed write_atomically left in these folders (only names
-    it makes, `.tmp-<pid>-<name>`; not in subfolders)."""
+    """Delete the temporary files and folders a killed write_atomically or
+    write_folder_atomically left in these folders (only names they make, `.tmp-<pid>-<name>`;
+    not in subfolders)."""
     ours = re.compile(re.escape(TMP_PREFIX) + r"\d+-.+")
     for folder in folders:
         for tmp in Path(folder).glob(TMP_PREFIX + "*"):
-            if ours.fullmatch(tmp.name) and tmp.is_file():
+            if not ours.fullmatch(tmp.name):
+                continue
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif tmp.is_file():
                 tmp.unlink(missing_ok=True)
 
 

@@ -80,10 +80,11 @@ class MixingGridCallback(keras.callbacks.Callback):
     (train.py's RunKeeper calls `save_grid(epoch)` at each completed epoch, counted from 1)."""
 
     def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE,
-                 zero_noise=False):
+                 zero_noise=False, crossover=0):
         super().__init__()
         self.out_dir = Path(out_dir)
         self.coarse_size = coarse_size  # style layers up to this size come from the rows
+        self.crossover = crossover  # or, where not 0, the style slots before this one
         self.zero_noise = zero_noise  # the tutorial's grid turns the noise off
         self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
 
@@ -93,7 +94,7 @@ class MixingGridCallback(keras.callbacks.Callback):
                                     self.zero_noise)
         generator = self.model.sampling_generator
         grid = mixing_grid(generator, z1, z2, noise,
-                           grid_crossover(generator, self.coarse_size))
+                           self.crossover or grid_crossover(generator, self.coarse_size))
         return save_png(grid, self.out_dir / f"{name}.png", self.zoom or (2 if size <= 32 else 1))
 
 

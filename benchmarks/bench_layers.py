@@ -11,13 +11,14 @@ Both on the default's largest feature map: 64 images of 28x28x64, compiled (`tf.
 median of --steps calls after 3 warm-up calls. Ratios within one run are what to compare.
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import utils  # noqa: E402
+
+utils.quiet_tensorflow_start()
 SHAPE = (64, 28, 28, 64)  # the default's batch, at style_2's size
 
 

@@ -172,7 +172,9 @@ def make_step(way, precision, preset, args, overrides=()):
 
 def run_worker(way, precision, preset, args):
     """Time one way in this process; print one JSON line."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import utils
+
+    utils.quiet_tensorflow_start()
     import numpy as np
 
     step, batch = make_step(way, precision, preset, args, overrides_for(preset, args))

@@ -31,6 +31,8 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--d-lr", 0.002], "but G and D share one optimizer"),
     (["--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", 1], "give --r1-gamma 0 or"),
     (["--d-steps", 2, "--preset", "tutorial"], "step g_first shares G's images with one D update"),
+    (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
+    (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
     # data
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--dataset", "nowhere"], "nowhere is not a folder"),

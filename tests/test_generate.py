@@ -1,11 +1,15 @@
-"""generate.py: every subcommand on a tiny generator, determinism, one-line errors."""
+"""generate.py: every subcommand on a tiny generator, determinism, one-line errors; the
+SavedModel export."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import generate
+import stylegan
 import utils
 
 
@@ -51,6 +55,20 @@ def test_samples_are_deterministic_tanh_images(model_file, tmp_path):
     assert np.abs(samples).max() <= 1
     np.testing.assert_array_equal(samples, np.load(b))
     assert not np.array_equal(samples, np.load(c))
+
+
+def test_png_samples_are_the_npy_samples_one_file_each_into_a_new_folder(model_file, tmp_path,
+                                                                         capsys):
+    assert run(model_file, "samples", "--n", 3, "--seed", 3, "--out", tmp_path / "s.npy") == 0
+    assert run(model_file, "samples", "--n", 3, "--seed", 3, "--png", tmp_path / "png") == 0
+    files = sorted((tmp_path / "png").iterdir())
+    assert [f.name for f in files] == ["000000.png", "000001.png", "000002.png"]
+    pngs = np.stack([np.asarray(Image.open(f)) for f in files])
+    np.testing.assert_array_equal(pngs, utils.to_uint8(np.load(tmp_path / "s.npy")))
+    capsys.readouterr()
+    assert run(model_file, "samples", "--n", 3, "--png", tmp_path / "png") == 2  # not again
+    assert "not a new or empty folder" in capsys.readouterr().err
+    assert sorted((tmp_path / "png").iterdir()) == files
 
 
 def test_mixed_samples_are_aligned_coarse_fine_and_mix(model_file, tmp_path):
@@ -105,3 +123,41 @@ def test_a_training_runs_folder_is_never_written_into(model_file, tmp_path, caps
     assert generate.main(["--model", str(model_file), "mix", "--out", str(run / "1.png")]) == 2
     assert "is a training run's folder" in capsys.readouterr().err
     assert (run / "1.png").read_bytes() == b"the run's grid"
+
+
+LOAD_SAVED_MODEL = """
+import sys
+import numpy as np
+import tensorflow as tf
+folder, inputs, out = sys.argv[1:]
+model = tf.saved_model.load(folder)
+z, noise = np.load(inputs)["z"], np.load(inputs)["noise"]
+psi = tf.constant(0.7)
+images = model.serve(z=tf.constant(z), noise=tf.constant(noise), psi=psi)["images"]
+seeded = [model.serve_seed(z=tf.constant(z), seed=tf.constant(s, tf.int64), psi=psi)["images"]
+          for s in (1, 1, 2)]
+assert not any(name in sys.modules for name in ("stylegan", "utils", "config"))
+np.savez(out, images=images, seeded=np.stack(seeded))
+"""
+
+
+def test_the_saved_model_runs_without_the_project_and_gives_the_keras_generator_s_images(
+        tiny_model, tmp_path):
+    generator = tiny_model.g
+    generator.get_layer("map").w_avg.assign(np.full(16, 0.5, "float32"))  # truncation shows
+    stylegan.export_saved_model(generator, tmp_path / "saved")
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, generator.input[0].shape[2]), "float32")
+    noise = rng.standard_normal((4, 28, 28), "float32")
+    np.savez(tmp_path / "inputs.npz", z=z, noise=noise)
+    run = subprocess.run([sys.executable, "-c", LOAD_SAVED_MODEL, str(tmp_path / "saved"),
+                          str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = np.load(tmp_path / "out.npz")
+    keras_images = stylegan.generate(generator, stylegan.repeat_z(z, tiny_model.n_style), noise,
+                                     truncation_psi=0.7)
+    np.testing.assert_allclose(out["images"], keras_images, atol=1e-5)
+    seeded = out["seeded"]
+    np.testing.assert_array_equal(seeded[0], seeded[1])  # a seed is its noise
+    assert not np.allclose(seeded[0], seeded[2]) and np.abs(seeded).max() <= 1

@@ -1,21 +1,24 @@
 """`python train.py` end to end, as a user runs it: outputs, resume, export."""
 import csv
+import math
 import subprocess
 import sys
 
 import pytest
 
+import train as train_cli
 from conftest import ROOT
 from conftest import train_in_subprocess as train
 
 
 def test_one_epoch_then_resume_to_two(tmp_path):
     out = tmp_path / "run"
-    first = train("--epochs", 1, "--limit", 256, "--out", out)
+    first = train("--epochs", 1, "--limit", 256, "--out", out, "--log-every", 3)
     assert first.returncode == 0, first.stderr
     assert "4 steps of 64 an epoch" in first.stdout
     for name in ("1.png", "generating.gif", "generator.keras", "history.csv", "losses.png",
-                 "checkpoints/ckpt-0001.json", "checkpoints/ckpt-0001.weights.h5"):
+                 "checkpoints/ckpt-0001.json", "checkpoints/ckpt-0001.weights.h5",
+                 "generator_savedmodel/saved_model.pb"):
         assert (out / name).is_file(), name
 
     second = train("--epochs", 2, "--limit", 256, "--out", out, "--resume")
@@ -24,7 +27,27 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     assert (out / "2.png").is_file() and (out / "checkpoints" / "ckpt-0002.json").is_file()
     with open(out / "history.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    logged = tensorboard_events(out / "tensorboard")  # the resumed run kept --log-every 3
+    assert sorted(logged["steps/g_loss"]) == [3, 6]  # steps 1-4 of epoch 1, 5-8 of epoch 2
+    assert logged["epoch/d_loss"] == pytest.approx({int(r["epoch"]): float(r["d_loss"])
+                                                   for r in rows}, rel=1e-6)
+    assert sorted(logged["epoch/g_learning_rate"]) == sorted(logged["mixing_grid"]) == [1, 2]
+
+
+def tensorboard_events(folder):
+    """{tag: {step: value}} of every event file in a TensorBoard folder (images: their size)."""
+    import tensorflow as tf
+
+    logged = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                data = tf.make_ndarray(value.tensor)
+                logged.setdefault(value.tag, {})[event.step] = (
+                    float(data) if data.ndim == 0 else data.size)
+    return logged
 
 
 def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
@@ -44,23 +67,55 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
     assert float(std) > 0 and shape.strip() == "(128,)"
 
 
-def test_auto_precision_picks_bfloat16_only_on_a_cpu_with_bfloat16_units(tmp_path, monkeypatch):
-    import train as train_cli
+def test_xla_compiles_and_trains_a_float32_run(tmp_path):
+    out = tmp_path / "run"
+    run = train("--epochs", 1, "--limit", 64, "--jit", "--precision", "float32", "--out", out)
+    assert run.returncode == 0, run.stderr
+    with open(out / "history.csv") as f:
+        row, = csv.DictReader(f)
+    assert all(math.isfinite(float(row[key])) for key in ("d_loss", "g_loss"))
 
+
+class FakeGPUs:
+    """tf.config's answers for a machine with GPUs of the given compute capabilities."""
+
+    def __init__(self, monkeypatch, *capabilities):
+        gpus = [f"GPU:{i}" for i in range(len(capabilities))]
+        details = dict(zip(gpus, capabilities))
+        config = train_cli.tf.config
+        monkeypatch.setattr(config, "list_physical_devices",
+                            lambda kind=None: gpus if kind == "GPU" else [])
+        monkeypatch.setattr(config.experimental, "get_device_details",
+                            lambda gpu: {"compute_capability": details[gpu]})
+
+
+def test_auto_precision_picks_bfloat16_only_on_a_cpu_with_bfloat16_units(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     monkeypatch.setattr(train_cli, "CPUINFO", cpuinfo)
-    monkeypatch.setattr(train_cli.tf.config, "list_physical_devices", lambda kind: [])
+    FakeGPUs(monkeypatch)  # none
     assert train_cli.auto_precision() == "float32"  # no /proc/cpuinfo: cannot tell
     cpuinfo.write_text("flags : fpu sse avx2 avx512f\n")
     assert train_cli.auto_precision() == "float32"
     cpuinfo.write_text("flags : fpu sse avx2 avx512f avx512_bf16 amx_bf16\n")
     assert train_cli.auto_precision() == "mixed_bfloat16"
-    monkeypatch.setattr(train_cli.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
-    assert train_cli.auto_precision() == "float32"  # GPUs were not measured
+    assert not train_cli.use_xla("auto", "float32") and train_cli.use_xla("on", "float32")
+
+
+@pytest.mark.parametrize("capabilities, precision", [
+    ([(9, 0)], "mixed_bfloat16"), ([(8, 6), (8, 0)], "mixed_bfloat16"),
+    ([(7, 5)], "mixed_float16"), ([(9, 0), (7, 5)], "mixed_float16"),  # the oldest decides
+    ([(6, 1)], "float32")])
+def test_auto_precision_and_xla_on_gpus_follow_their_compute_capability(
+        tmp_path, monkeypatch, capabilities, precision):
+    monkeypatch.setattr(train_cli, "CPUINFO", tmp_path / "cpuinfo")
+    (tmp_path / "cpuinfo").write_text("flags : avx512_bf16\n")  # the GPUs decide, not the CPU
+    FakeGPUs(monkeypatch, *capabilities)
+    assert train_cli.auto_precision() == precision
+    assert train_cli.use_xla("auto", precision) == (precision == "float32")  # XLA: float32 only
+    assert train_cli.use_xla("auto", "float32") and not train_cli.use_xla("off", "float32")
 
 
 def resolve(*flags, saved=None):
-    import train as train_cli
 
     return train_cli.resolve_config(train_cli.parse_args(list(map(str, flags))), saved)
 
@@ -80,7 +135,6 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
 
 
 def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
-    import train as train_cli
     from config import FIELDS
 
     with pytest.raises(SystemExit):
@@ -106,7 +160,6 @@ def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
 
 
 def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
-    import train as train_cli
     from stylegan import make_gan
 
     config = resolve("--lr", "0.002", "--lr-halved-from", "3", "--precision", "float32")

@@ -153,3 +153,34 @@ def test_mixed_precision_trains_with_finite_losses_and_float32_images(policy, co
     assert loss_scaled == (policy == "mixed_float16")  # float16 gradients need loss scaling
     assert np.all(np.isfinite(history.history["g_loss"] + history.history["d_loss"]))
     assert images.dtype == np.float32 and np.all(np.abs(images) <= 1)
+
+
+def test_the_fine_style_penalty_is_the_shortfall_of_a_column_s_change_against_a_row_s():
+    model = tiny_gan(fine_style_weight=2.0, fine_style_ratio=5.0, fine_style_every=3,
+                     shared_optimizer=False)
+    assert model.grid_split == 1  # the tutorial's grid: rows give the 7x7 slot
+    z, noise = model.draw_inputs(8)
+    w = model.mapping(z)
+    images = model.synthesis([w, noise])
+    own, w_, noise_ = np.asarray(images[:4]), np.asarray(w), np.asarray(noise[:4])
+    image = lambda w_mix: np.asarray(model.synthesis([w_mix, noise_]))
+    column = image(np.concatenate([w_[:4, :1], w_[4:, 1:]], axis=1))  # b's fine slots into a
+    row = image(np.concatenate([w_[4:, :1], w_[:4, 1:]], axis=1))  # b's coarse slot into a
+    change = lambda mixed: np.abs(mixed - own).mean(axis=(1, 2, 3))
+    expected = 2.0 * 3 * np.maximum(5.0 - change(column) / (change(row) + 1e-3), 0).mean()
+    assert expected > 0
+    np.testing.assert_allclose(model.lazy_fine_style(w, images, noise), expected, rtol=1e-4)
+    model.g_optimizer.iterations.assign(1)  # lazy: not on this step
+    assert float(model.lazy_fine_style(w, images, noise)) == 0.0
+
+
+def test_the_fine_style_penalty_reaches_g_s_update_and_not_d_s():
+    settings = dict(fine_style_every=1, fine_style_ratio=10.0, shared_optimizer=False,
+                    step="same_fakes", mixing="crossover")
+    plain, pushed = tiny_gan(**settings), tiny_gan(fine_style_weight=100.0, **settings)
+    for model in (plain, pushed):  # one compiled step each, the same draws
+        history = model.fit(images_dataset(n=32), epochs=1, verbose=0, shuffle=False)
+        assert np.all(np.isfinite(history.history["g_loss"]))
+    same = lambda a, b: all(np.allclose(x, y, atol=1e-6) for x, y in
+                            zip(a.get_weights(), b.get_weights()))
+    assert same(plain.d, pushed.d) and not same(plain.g, pushed.g)

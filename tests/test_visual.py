@@ -1,5 +1,6 @@
 """visual: the mixing grid's cells, the GIF's frame order, the loss plot."""
 import numpy as np
+import pytest
 from PIL import Image
 
 import stylegan
@@ -8,8 +9,9 @@ import visual
 from conftest import tiny_gan
 
 
-def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path):
-    callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1)  # rows: 7x7, 14x14
+@pytest.mark.parametrize("crossover, k", [(0, 2), (1, 1)])  # 0: by size (rows: 7x7, 14x14)
+def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path, crossover, k):
+    callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1, crossover=crossover)
     callback.set_model(tiny_model)
     grid = np.asarray(Image.open(callback.save_grid(4)))
     assert (tmp_path / "4.png").is_file()
@@ -23,7 +25,7 @@ def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path
     noise = np.repeat(noise, 3, axis=0)
     alone = lambda z: visual.to_uint8(
         stylegan.generate(tiny_model.g, stylegan.repeat_z(z, 3), noise))
-    mixes = lambda j: visual.to_uint8(mix(tiny_model, z1, z2[[j] * 3], 2, noise))
+    mixes = lambda j: visual.to_uint8(mix(tiny_model, z1, z2[[j] * 3], k, noise))
     assert np.all(at(0, 0) == visual.GAP_GREY)
     for k in range(3):
         np.testing.assert_allclose(at(0, k + 1), 255 - alone(z2)[k], atol=1)  # inverted
