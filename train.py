@@ -223,7 +223,10 @@ def open_run_folder(out, resume):
     if resume and not list_checkpoints(out / CHECKPOINT_DIR, with_weights=False):
         raise UserError(f"--resume: {out} holds no run (no checkpoint in {CHECKPOINT_DIR}/): "
                         f"start without --resume, or point --out at the run to continue")
-    held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+    # TensorBoard's events of an attempt killed before its first checkpoint are no run to keep
+    # apart: the new run's events join them
+    ignored = (LOCK_NAME, TENSORBOARD)
+    held = sorted(p.name for p in out.iterdir() if p.name not in ignored) if out.is_dir() else []
     if not resume and held:
         raise UserError(f"{out} is not empty ({', '.join(held[:3])}"
                         f"{', ...' if len(held) > 3 else ''}): continue the run in it with "
