@@ -135,11 +135,10 @@ class Config:
                               at_least=0.0, at_most=1e6)
     r1_every: int = setting(16, "lazy R1: on every N-th D step only", at_least=1,
                             at_most=FIELD_LIMIT)
-    fine_style_weight: float = setting(0.0, "weight of a penalty, lazily every "
-                                       "fine_style_every-th G step, where a sample's image "
-                                       "with another's fine style slots (a grid column) "
-                                       "changes less than fine_style_ratio times as much as "
-                                       "with its coarse slots (a grid row) (0: off)",
+    fine_style_weight: float = setting(0.0, "weight of a penalty where a grid column (another "
+                                       "sample's fine slots) changes an image less than "
+                                       "fine_style_ratio times what a row (its coarse slots) "
+                                       "does; measured, not kept (docs/results.md); 0: off",
                                        at_least=0.0, at_most=1e6)
     fine_style_ratio: float = setting(0.3, "the least change a grid column makes, as a share "
                                       "of a row's", at_least=0.0, at_most=1e6)
@@ -250,6 +249,9 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
                           f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
+    if config.fine_style_weight and config.batch_size < 2:
+        raise ConfigError(f"{flag('fine_style_weight')} {config.fine_style_weight}: the penalty "
+                          f"pairs the images of a batch: give --batch-size 2 or more")
     if config.shared_optimizer and config.fine_style_weight:
         raise ConfigError(f"{flag('fine_style_weight')} {config.fine_style_weight}: the lazy "
                           f"penalty counts G's own updates, but G and D share one optimizer: "

@@ -158,6 +158,19 @@ def pearson(a, b):
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def source_weights(mixed, fine, coarse):
+    """(a, b) of the least-squares fit mixed = a fine + b coarse + c over the entries where all
+    three are finite: how much of each source's measure a mix carries. a = 1, b = 0: it takes
+    the fine source's whole; r alone says only that the mix moves the same way, however little.
+    (NaN, NaN) with fewer than 4 entries or a constant source."""
+    keep = np.isfinite(mixed) & np.isfinite(fine) & np.isfinite(coarse)
+    if keep.sum() < 4 or np.ptp(fine[keep]) == 0 or np.ptp(coarse[keep]) == 0:
+        return float("nan"), float("nan")
+    design = np.stack([fine[keep], coarse[keep], np.ones(int(keep.sum()))], axis=1)
+    (a, b, _), *_ = np.linalg.lstsq(design, mixed[keep], rcond=None)
+    return float(a), float(b)
+
+
 class Evaluator:
     """Generates from a generator and measures in the classifier's feature space."""
 
@@ -220,7 +233,9 @@ class Evaluator:
                 "follows_fine": float(np.mean(mixed[differ] == fine[differ])) if n else None,
                 **{f"{name}_r_{source}": pearson(mixed_hand[i], source_hand[i])
                    for i, name in enumerate(("width", "slant"))
-                   for source, source_hand in (("fine", fine_hand), ("coarse", coarse_hand))}}
+                   for source, source_hand in (("fine", fine_hand), ("coarse", coarse_hand))},
+                **dict(zip(("width_from_fine", "width_from_coarse"),
+                           source_weights(mixed_hand[0], fine_hand[0], coarse_hand[0])))}
         return shares
 
     def fid_by_crossover(self, samples, test_features, psi=1.0):
@@ -278,6 +293,8 @@ def format_table(result):
             lambda m: f"{follow_pct(m['follows_coarse'])}/{follow_pct(m['follows_fine'])}")),
         ("mix stroke width r with fine / coarse", by_crossover(
             lambda m: f"{m['width_r_fine']:.2f}/{m['width_r_coarse']:.2f}")),
+        ("mix width = a fine + b coarse, a / b", by_crossover(
+            lambda m: f"{m['width_from_fine']:.2f}/{m['width_from_coarse']:.2f}")),
         ("mix slant r with fine / coarse", by_crossover(
             lambda m: f"{m['slant_r_fine']:.2f}/{m['slant_r_coarse']:.2f}")),
         ("FID mixed / single, by crossover", by_crossover(

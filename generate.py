@@ -361,7 +361,7 @@ def parse_args(argv=None):
     walk.add_argument("--steps", type=int, default=24, help="frames between two seeds")
     walk.add_argument("--out", default="interpolate.gif")
 
-    samples = sub.add_parser("samples", help="N generated images as .npy")
+    samples = sub.add_parser("samples", help="N generated images as .npy, or PNG files (--png)")
     samples.add_argument("--n", type=int, default=1000)
     samples.add_argument("--psi", type=float, default=1.0)
     samples.add_argument("--seed", type=int, default=0)
@@ -401,9 +401,13 @@ def check_args(args):
     for seed in args.pair or () if args.command == "mix" else ():
         if seed < 0:
             raise UserError(f"--pair: seeds are 0 or more, got {seed}")
+    for name in ("png", "mixed"):
+        if getattr(args, name, None) == "":
+            raise UserError(f"--{name}: give a folder")
     into_folder = getattr(args, "mixed", None) or getattr(args, "png", None)
     if args.command == "samples" and args.mixed and args.png:
         raise UserError("--png and --mixed: give one of them (--mixed writes three .npy files)")
+    flag = "--png" if getattr(args, "png", None) else "--mixed" if into_folder else "--out"
     out = Path(into_folder or args.out)
     suffixes = OUT_SUFFIXES.get(args.command, FIGURE_SUFFIXES)
     if not into_folder and out.suffix.lower() not in suffixes:
@@ -413,11 +417,11 @@ def check_args(args):
                         f"images are mixed with or written over others")
     folder = out if into_folder else out.parent
     if not can_create_in(folder):
-        raise UserError(f"--out {out}: cannot write there; give a writable path")
+        raise UserError(f"{flag} {out}: cannot write there; give a writable path")
     if not into_folder and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
     if (folder / CHECKPOINT_DIR).is_dir() or (folder / LOCK_NAME).exists():
-        raise UserError(f"--out {out}: {folder} is a training run's folder, whose files are the "
+        raise UserError(f"{flag} {out}: {folder} is a training run's folder, whose files are the "
                         f"run's own; write the figure elsewhere")
     return folder
 

@@ -223,10 +223,8 @@ def open_run_folder(out, resume):
     if resume and not list_checkpoints(out / CHECKPOINT_DIR, with_weights=False):
         raise UserError(f"--resume: {out} holds no run (no checkpoint in {CHECKPOINT_DIR}/): "
                         f"start without --resume, or point --out at the run to continue")
-    # TensorBoard's events of an attempt killed before its first checkpoint are no run to keep
-    # apart: the new run's events join them
-    ignored = (LOCK_NAME, TENSORBOARD)
-    held = sorted(p.name for p in out.iterdir() if p.name not in ignored) if out.is_dir() else []
+    held = sorted(p.name for p in out.iterdir()
+                  if p.name != LOCK_NAME and not only_events(p)) if out.is_dir() else []
     if not resume and held:
         raise UserError(f"{out} is not empty ({', '.join(held[:3])}"
                         f"{', ...' if len(held) > 3 else ''}): continue the run in it with "
@@ -239,6 +237,14 @@ def open_run_folder(out, resume):
                         f"choose another with --out") from None
     remove_temporary_files(out, out / CHECKPOINT_DIR)
     return out, lock
+
+
+def only_events(path):
+    """True for a tensorboard/ folder of TensorFlow event files alone: what an attempt killed
+    before its first checkpoint leaves, no run to keep apart (a new run's events join them)."""
+    return (path.name == TENSORBOARD and path.is_dir() and not path.is_symlink()
+            and all(f.name.startswith("events.out.tfevents.") and f.is_file()
+                    for f in path.iterdir()))
 
 
 def load_training_data(config, first_epoch):
@@ -472,6 +478,9 @@ def train_in(out, args, data, resume_from):
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
                         f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
+    if config.fine_style_weight and config.batch_size < 2 * strategy.num_replicas_in_sync:
+        raise UserError(f"--fine-style-weight pairs the images of a batch: give --batch-size "
+                        f"{2 * strategy.num_replicas_in_sync} or more")
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)

@@ -133,7 +133,8 @@ def write_text_atomically(path, text):
 
 def write_folder_atomically(path, write):
     """As write_atomically, for a folder (a SavedModel): `write(tmp_folder)`, then one rename
-    puts it in place; an old folder at `path` is first moved aside, then deleted."""
+    puts it in place; an old folder at `path` is first moved aside, then deleted (a kill between
+    the two renames leaves it aside, and remove_temporary_files puts it back)."""
     path = Path(path)
     tmp, old = (path.with_name(f"{TMP_PREFIX}{os.getpid()}-{tag}{path.name}")
                 for tag in ("", "old-"))
@@ -152,13 +153,18 @@ def remove_temporary_files(*folders):
     """Delete the temporary files and folders a killed write_atomically or
     write_folder_atomically left in these folders (only names they make, `.tmp-<pid>-<name>`;
     not in subfolders)."""
-    ours = re.compile(re.escape(TMP_PREFIX) + r"\d+-.+")
+    ours = re.compile(re.escape(TMP_PREFIX) + r"\d+-(old-)?(.+)")
     for folder in folders:
-        for tmp in Path(folder).glob(TMP_PREFIX + "*"):
-            if not ours.fullmatch(tmp.name):
+        for tmp in sorted(Path(folder).glob(TMP_PREFIX + "*")):
+            match = ours.fullmatch(tmp.name)
+            if not match:
                 continue
             if tmp.is_dir() and not tmp.is_symlink():
-                shutil.rmtree(tmp, ignore_errors=True)
+                original = tmp.with_name(match[2])
+                if match[1] and not original.exists():  # killed between the two renames
+                    os.replace(tmp, original)
+                else:
+                    shutil.rmtree(tmp, ignore_errors=True)
             elif tmp.is_file():
                 tmp.unlink(missing_ok=True)
 

@@ -33,6 +33,7 @@ from conftest import train_in_subprocess as train
     (["--d-steps", 2, "--preset", "tutorial"], "step g_first shares G's images with one D update"),
     (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
     (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
+    (["--fine-style-weight", 1, "--batch-size", 1], "pairs the images of a batch"),
     # data
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--dataset", "nowhere"], "nowhere is not a folder"),

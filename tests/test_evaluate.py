@@ -48,6 +48,16 @@ def test_hand_measures_stroke_width_and_slant():
     assert np.isnan(width[4]) and np.isnan(slant[4])  # no ink, no hand
 
 
+def test_source_weights_give_how_much_of_each_source_a_mix_carries():
+    rng = np.random.default_rng(0)
+    fine, coarse = rng.normal(2, 0.5, 200), rng.normal(2, 0.5, 200)
+    mixed = 0.7 * fine + 0.2 * coarse + 1.0
+    mixed[3] = np.nan  # no ink: left out
+    assert evaluate.source_weights(mixed, fine, coarse) == pytest.approx((0.7, 0.2))
+    assert evaluate.source_weights(0.1 * fine, fine, coarse) == pytest.approx((0.1, 0), abs=1e-9)
+    assert np.isnan(evaluate.source_weights(mixed, np.ones(200), coarse)).all()
+
+
 def test_pearson_skips_missing_values_and_says_nan_where_there_is_no_correlation():
     a = np.array([1.0, 2.0, np.nan, 3.0, 4.0])
     assert evaluate.pearson(a, 2 * a + 1) == pytest.approx(1)
@@ -74,6 +84,7 @@ def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
     assert [m["crossover"] for m in result["mixing_by_crossover"]] == [1, 2]
     for m in result["mixing_by_crossover"]:
         assert m["fid_mixed_over_single"] > 0
+        assert "width_from_fine" in m and "width_from_coarse" in m
         for key in ("width_r_fine", "width_r_coarse", "slant_r_fine", "slant_r_coarse"):
             assert -1 <= m[key] <= 1 or np.isnan(m[key])  # NaN: an untrained G may draw no ink
     assert (tmp_path / "clf.keras").is_file()  # cached for the next call

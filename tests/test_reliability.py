@@ -293,3 +293,34 @@ def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
     utils.prune_checkpoints(tmp_path, keep=2)
     assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the interrupted one superseded
     assert len(list(tmp_path.glob("*.weights.h5"))) == 2
+
+
+def test_a_folder_holding_only_a_killed_attempt_s_tensorboard_events_takes_a_fresh_run(tmp_path):
+    out = tmp_path / "run"
+    (out / "tensorboard").mkdir(parents=True)  # killed in epoch 1: events, lock, no checkpoint
+    (out / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"old")
+    (out / utils.LOCK_NAME).touch()
+    folder, lock = train_cli.open_run_folder(out, resume=False)
+    lock.release()
+    assert (out / "tensorboard" / "events.out.tfevents.1.host").read_bytes() == b"old"
+    (out / "notes.txt").write_text("the user's")  # anything else still makes it another's
+    with pytest.raises(utils.UserError, match="is not empty"):
+        train_cli.open_run_folder(out, resume=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tensorboard").write_text("a user's file of that name")
+    with pytest.raises(utils.UserError, match=r"is not empty \(tensorboard\)"):
+        train_cli.open_run_folder(other, resume=False)
+
+
+def test_a_folder_moved_aside_by_a_write_killed_between_its_renames_comes_back(tmp_path):
+    aside = tmp_path / f"{utils.TMP_PREFIX}123-old-generator_savedmodel"
+    aside.mkdir()
+    (aside / "saved_model.pb").write_bytes(b"whole")
+    (tmp_path / f"{utils.TMP_PREFIX}123-generator_savedmodel").mkdir()  # the new, unfinished
+    utils.remove_temporary_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
+    assert (tmp_path / "generator_savedmodel" / "saved_model.pb").read_bytes() == b"whole"
+    aside.mkdir()  # a second copy aside while the folder is there: the old one goes
+    utils.remove_temporary_files(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]

@@ -27,11 +27,11 @@ def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path
         stylegan.generate(tiny_model.g, stylegan.repeat_z(z, 3), noise))
     mixes = lambda j: visual.to_uint8(mix(tiny_model, z1, z2[[j] * 3], k, noise))
     assert np.all(at(0, 0) == visual.GAP_GREY)
-    for k in range(3):
-        np.testing.assert_allclose(at(0, k + 1), 255 - alone(z2)[k], atol=1)  # inverted
-        np.testing.assert_allclose(at(k + 1, 0), 255 - alone(z1)[k], atol=1)
+    for j in range(3):
+        np.testing.assert_allclose(at(0, j + 1), 255 - alone(z2)[j], atol=1)  # inverted
+        np.testing.assert_allclose(at(j + 1, 0), 255 - alone(z1)[j], atol=1)
         for i in range(3):
-            np.testing.assert_allclose(at(i + 1, k + 1), mixes(k)[i], atol=1)
+            np.testing.assert_allclose(at(i + 1, j + 1), mixes(j)[i], atol=1)
 
 
 def test_the_grid_is_the_same_for_the_same_seed_and_weights(tiny_model):
