@@ -143,6 +143,10 @@ def write_folder_atomically(path, write):
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
+    except BaseException:  # an error or Ctrl-C between the renames: the old folder goes back
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        raise
     finally:
         for leftover in (tmp, old):
             shutil.rmtree(leftover, ignore_errors=True)

@@ -324,3 +324,27 @@ def test_a_folder_moved_aside_by_a_write_killed_between_its_renames_comes_back(t
     aside.mkdir()  # a second copy aside while the folder is there: the old one goes
     utils.remove_temporary_files(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
+
+
+def test_a_folder_write_that_fails_between_its_renames_puts_the_old_folder_back(tmp_path,
+                                                                               monkeypatch):
+    target = tmp_path / "generator_savedmodel"
+    target.mkdir()
+    (target / "saved_model.pb").write_bytes(b"old")
+    renames = []
+
+    def replace(src, dst):  # the first rename (old aside) works, the second fails once
+        renames.append(dst)
+        if len(renames) == 2:
+            raise OSError("disk gone")
+        real_replace(src, dst)
+    real_replace = utils.os.replace
+    monkeypatch.setattr(utils.os, "replace", replace)
+    write = lambda tmp: (tmp.mkdir(), (tmp / "saved_model.pb").write_bytes(b"new"))
+    with pytest.raises(OSError, match="disk gone"):
+        utils.write_folder_atomically(target, write)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
+    assert (target / "saved_model.pb").read_bytes() == b"old"
+    utils.write_folder_atomically(target, write)  # and a write that works replaces it
+    assert (target / "saved_model.pb").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
