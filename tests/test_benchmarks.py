@@ -54,3 +54,16 @@ def test_the_profile_attributes_the_step_s_op_time_to_g_and_d(capsys):
     assert parts["G backward"] > parts["D backward"] > 0 and parts["G forward"] > 0
     assert "| style_2 conv, backward |" in out and "| to_image, backward |" in out
     assert "| _MklNativeFusedConv2D |" in out or "| Conv2D |" in out
+
+
+def test_the_folder_benchmark_compares_the_pipeline_s_rate_with_the_step_s():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_folder.py"),
+                          "--images", "200", "--image-size", "32", "--steps", "1", "--warmup",
+                          "1"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    line = run.stdout.strip().splitlines()[-1]
+    fed = float(line.split("feeds ")[1].split()[0].replace(",", ""))
+    consumed = float(line.split("consumes ")[1].split()[0].replace(",", ""))
+    ratio = float(line.split("is ")[-1].split("x")[0].replace(",", ""))
+    assert "200 JPEGs 178x218 -> 32x32, batch 64" in line
+    assert fed > 0 and consumed > 0 and ratio == pytest.approx(fed / consumed, rel=0.01, abs=0.5)

@@ -174,3 +174,31 @@ def test_each_replica_draws_its_own_share_of_z(tmp_path):
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split("\n")[-2] == "different (4, 3, 8)"
+
+
+PIPELINE_PEAK_RSS = """
+import resource, sys
+sys.path.insert(0, sys.argv[1])
+import folder_ds
+paths = folder_ds.load_folder(sys.argv[2])
+dataset, steps = folder_ds.make_folder_dataset(paths, 128, 16, epochs=1)
+for batch in dataset:  # one whole epoch: every image decoded once
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def test_the_folder_pipeline_s_memory_does_not_grow_with_the_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for n in (96, 576):  # 128x128 float32: a cached pipeline would hold 96 MiB more
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        for i in range(n):
+            pixels = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+        run = subprocess.run([sys.executable, "-c", PIPELINE_PEAK_RSS, str(ROOT), str(folder)],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        peaks[n] = float(run.stdout.split()[-1])
+    assert peaks[576] - peaks[96] < 32, peaks  # MiB
