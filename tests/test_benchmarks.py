@@ -67,3 +67,13 @@ def test_the_folder_benchmark_compares_the_pipeline_s_rate_with_the_step_s():
     ratio = float(line.split("is ")[-1].split("x")[0].replace(",", ""))
     assert "200 JPEGs 178x218 -> 32x32, batch 64" in line
     assert fed > 0 and consumed > 0 and ratio == pytest.approx(fed / consumed, rel=0.01, abs=0.5)
+
+
+def test_a_step_s_counted_flops_grow_with_the_batch_and_are_mostly_convolutions():
+    import flops
+
+    per_image = [flops.step_flops(28, n) / n for n in (8, 16)]
+    assert per_image[0] == pytest.approx(per_image[1], rel=0.05)  # linear in the batch
+    # G's 3x3 conv at 28x28, 64 -> 64 channels, forward: 2 * 28 * 28 * 9 * 64 * 64 per image;
+    # with its two gradients, three times that: the step counts at least that much
+    assert per_image[1] > 3 * 2 * 28 * 28 * 9 * 64 * 64
