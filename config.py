@@ -164,7 +164,7 @@ class Config:
     grid_coarse_size: int = setting(7, "the grid's rows give the style layers up to this "
                                     "size in pixels", at_least=1, at_most=4096)
     grid_crossover: int = setting(0, "the grid's rows give the style slots before this one "
-                                  "(counted from 0, the first 7x7 layer); 0: split by "
+                                  "(counted from 0, the first style layer); 0: split by "
                                   "grid_coarse_size", at_least=0, at_most=FIELD_LIMIT)
 
     def __post_init__(self):

@@ -586,8 +586,9 @@ def generate(generator, z, noise=None, truncation_psi=1.0, seed=None, batch_size
 
 def export_saved_model(generator, folder):
     """The generator as a TensorFlow SavedModel that `tf.saved_model.load` runs without this
-    project's code (TF Serving, or any TensorFlow program). Two signatures, z one code for every
-    style slot (no mixing), psi the truncation (1: off), images in [-1, 1]:
+    project's code (TF Serving, or any TensorFlow program). Two signatures (Keras adds the first
+    as serving_default), z one code for every style slot (no mixing), psi the truncation (1:
+    off), images in [-1, 1], computed in the generator's dtype policy:
         serve(z [n, latent] float32, noise [n, H, W] float32, psi [] float32) -> {"images"}
         serve_seed(z, seed [] int64, psi) -> {"images"}, the noise drawn from the seed."""
     mapping, synthesis = generator.get_layer("map"), generator.get_layer("synthesis")
@@ -901,7 +902,9 @@ class StyleGAN(keras.Model):
         samples (a, b): the image of a with b's fine slots (from self.grid_split on: what a grid
         column gives) must differ from a's image, in mean absolute pixels, by at least
         fine_style_ratio times as much as a's image with b's coarse slots (what a row gives)
-        does. Lazy, as R1: on every fine_style_every-th G step, weighted by it."""
+        does. Lazy, as R1: on every fine_style_every-th G step, weighted by it. Measured, and
+        not kept: the columns then change the digit rather than the hand (docs/results.md, "A
+        penalty on grid columns that change too little")."""
         c, k = self.config, self.grid_split
 
         def penalty():
