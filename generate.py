@@ -369,7 +369,7 @@ def parse_args(argv=None):
     samples.add_argument("--coarse-size", type=int, default=COARSE_SIZE,
                          help="--mixed: style layers up to this size (px) come from the coarse "
                               f"source (default {COARSE_SIZE}; the tutorial's grid: 7)")
-    samples.add_argument("--out", default="samples.npy")
+    samples.add_argument("--out", help="the .npy file (default samples.npy)")
     samples.add_argument("--png", metavar="DIR", help="write the images as DIR/000000.png, ... "
                          "instead (a new or empty folder)")
     return p.parse_args(argv)
@@ -404,6 +404,11 @@ def check_args(args):
     for name in ("png", "mixed"):
         if getattr(args, name, None) == "":
             raise UserError(f"--{name}: give a folder")
+    if args.command == "samples":
+        if args.out and (args.png or args.mixed):
+            raise UserError(f"--out and --{'png' if args.png else 'mixed'}: give one of them "
+                            f"(--out: one .npy file)")
+        args.out = args.out or "samples.npy"
     into_folder = getattr(args, "mixed", None) or getattr(args, "png", None)
     if args.command == "samples" and args.mixed and args.png:
         raise UserError("--png and --mixed: give one of them (--mixed writes three .npy files)")

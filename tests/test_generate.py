@@ -96,6 +96,7 @@ def test_levels_swap_exactly_one_layer(model_file):
     (["mix", "--rows", "a,b"], "comma-separated whole numbers"),
     (["interpolate", "--seeds", "1"], "at least two seeds"),
     (["samples", "--png", ""], "--png: give a folder"),
+    (["samples", "--png", "pngs", "--out", "s.npy"], "--out and --png: give one of them"),
 ])
 def test_bad_arguments_give_one_line(model_file, capsys, args, message):
     assert run(model_file, *args) == 2
