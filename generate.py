@@ -384,6 +384,28 @@ FIGURE_SUFFIXES = (".png", ".jpg", ".pdf", ".svg")
 BYTES_PER_IMAGE = 256 * 256 * 3 * 4  # float32 at the largest size train.py makes
 
 
+def output_of(args):
+    """(the flag that names the output, its path, whether it is a folder), once the output
+    flags given together are checked."""
+    png, mixed = getattr(args, "png", None), getattr(args, "mixed", None)
+    for name, value in (("png", png), ("mixed", mixed)):
+        if value == "":
+            raise UserError(f"--{name}: give a folder")
+    if args.command == "samples":
+        if args.out and (png or mixed):
+            raise UserError(f"--out and --{'png' if png else 'mixed'}: give one of them "
+                            f"(--out: one .npy file)")
+        if mixed and png:
+            raise UserError("--png and --mixed: give one of them (--mixed writes three .npy "
+                            "files)")
+        args.out = args.out or "samples.npy"
+    if png:
+        return "--png", Path(png), True
+    if mixed:
+        return "--mixed", Path(mixed), True
+    return "--out", Path(args.out), False
+
+
 def check_args(args):
     """Every number and the output path, before the generator is loaded."""
     for name in ("draws", "show", "steps", "n"):
@@ -401,23 +423,11 @@ def check_args(args):
     for seed in args.pair or () if args.command == "mix" else ():
         if seed < 0:
             raise UserError(f"--pair: seeds are 0 or more, got {seed}")
-    for name in ("png", "mixed"):
-        if getattr(args, name, None) == "":
-            raise UserError(f"--{name}: give a folder")
-    if args.command == "samples":
-        if args.out and (args.png or args.mixed):
-            raise UserError(f"--out and --{'png' if args.png else 'mixed'}: give one of them "
-                            f"(--out: one .npy file)")
-        args.out = args.out or "samples.npy"
-    into_folder = getattr(args, "mixed", None) or getattr(args, "png", None)
-    if args.command == "samples" and args.mixed and args.png:
-        raise UserError("--png and --mixed: give one of them (--mixed writes three .npy files)")
-    flag = "--png" if getattr(args, "png", None) else "--mixed" if into_folder else "--out"
-    out = Path(into_folder or args.out)
+    flag, out, into_folder = output_of(args)
     suffixes = OUT_SUFFIXES.get(args.command, FIGURE_SUFFIXES)
     if not into_folder and out.suffix.lower() not in suffixes:
         raise UserError(f"--out {out}: {args.command} writes {' or '.join(suffixes)} files")
-    if getattr(args, "png", None) and (out.is_file() or out.is_dir() and any(out.iterdir())):
+    if flag == "--png" and (out.is_file() or out.is_dir() and any(out.iterdir())):
         raise UserError(f"--png {out}: not a new or empty folder; give another, so that no "
                         f"images are mixed with or written over others")
     folder = out if into_folder else out.parent
