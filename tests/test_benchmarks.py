@@ -66,7 +66,9 @@ def test_the_folder_benchmark_compares_the_pipeline_s_rate_with_the_step_s():
     consumed = float(line.split("consumes ")[1].split()[0].replace(",", ""))
     ratio = float(line.split("is ")[-1].split("x")[0].replace(",", ""))
     assert "200 JPEGs 178x218 -> 32x32, batch 64" in line
-    assert fed > 0 and consumed > 0 and ratio == pytest.approx(fed / consumed, rel=0.01, abs=0.5)
+    # The script rounds the ratio of its unrounded rates to a whole number, so the ratio
+    # of the printed (rounded) rates may differ from it by a little more than 0.5.
+    assert fed > 0 and consumed > 0 and ratio == pytest.approx(fed / consumed, rel=0.01, abs=1)
 
 
 def test_a_step_s_counted_flops_grow_with_the_batch_and_are_mostly_convolutions():
