@@ -42,6 +42,9 @@ class Config:
                         fixed=True, at_least=0, below=2 ** 31)
     keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
                         at_most=FIELD_LIMIT)
+    save_every: int = setting(1000, "a checkpoint and a grid every N steps of an epoch too "
+                              "(0: at epoch ends only); --resume continues from that step",
+                              at_least=0, at_most=FIELD_LIMIT)
     log_every: int = setting(50, "TensorBoard (in the run's tensorboard/): the losses every N "
                              "steps, and per epoch with the grid (0: no TensorBoard)",
                              at_least=0, at_most=FIELD_LIMIT)

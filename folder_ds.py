@@ -63,7 +63,7 @@ def load_image(path, image_size):
 
 
 def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, epochs=1,
-                        shuffle_buffer=0):
+                        shuffle_buffer=0, first_step=0):
     """Batches [batch_size, image_size, image_size, 3] in [-1, 1], in epoch_order, decoded on
     the fly (memory stays bounded whatever the folder's size). Returns (dataset, steps per
     epoch)."""
@@ -72,7 +72,7 @@ def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, ep
     paths_tensor = tf.constant(paths)
     load = lambda index: load_image(tf.gather(paths_tensor, index), image_size)
     batches = (epoch_order(len(paths), batch_size, seed, first_epoch, epochs,
-                           shuffle_buffer).unbatch()
+                           shuffle_buffer, first_step).unbatch()
                .map(load, num_parallel_calls=tf.data.AUTOTUNE)
                .batch(batch_size, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))

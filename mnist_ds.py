@@ -123,11 +123,12 @@ def _check_images(x, path, key):
     return x
 
 
-def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0):
+def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0, first_step=0):
     """A tf.data stream of index batches [batch_size] for epochs first_epoch..epochs-1 (counted
-    from 0). Epoch e visits the n images in an order fixed by (seed, e) alone, so a resumed run
-    sees the same order as one that never stopped; the last partial batch of an epoch is dropped,
-    so every step has the same shape.
+    from 0), starting after the first epoch's first `first_step` batches. Epoch e visits the n
+    images in an order fixed by (seed, e) alone, so a resumed run sees the same order as one
+    that never stopped, also from the middle of an epoch; the last partial batch of an epoch is
+    dropped, so every step has the same shape.
 
     shuffle_buffer 0: a full permutation. N > 0: the order of the tutorial's `shuffle(1024)`
     (see buffer_order).
@@ -149,7 +150,7 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0):
                 tf.range(n, dtype=tf.int64), tf.stack([tf.constant(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
 
-    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).skip(first_step)
 
 
 def buffer_order(n, buffer_size, rng):
@@ -170,13 +171,15 @@ def buffer_order(n, buffer_size, rng):
     return order
 
 
-def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1, shuffle_buffer=0):
+def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1, shuffle_buffer=0,
+                 first_step=0):
     """The training pipeline for uint8 images [n, 28, 28]: batches of [batch_size, 28, 28, 1]
     in [-1, 1] (tanh's range), in epoch_order, prefetched. Returns (dataset, steps per epoch)."""
     import tensorflow as tf
 
     pixels = tf.constant(images)
-    batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs, shuffle_buffer)
+    batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs, shuffle_buffer,
+                           first_step)
                .map(lambda index: to_unit_range(tf.gather(pixels, index)[..., None]),
                     num_parallel_calls=tf.data.AUTOTUNE)
                .prefetch(tf.data.AUTOTUNE))

@@ -763,6 +763,16 @@ class StyleGAN(keras.Model):
         # listed here, Keras resets them each epoch: the bar shows epoch means, not the last batch
         return [self.d_loss_tracker, self.g_loss_tracker]
 
+    def running_losses(self):
+        """The epoch's running mean losses as {name: [total, count]}: what a mid-epoch
+        checkpoint keeps, so the resumed epoch ends with the mean over all its steps."""
+        return {m.name: [float(m.total.numpy()), float(m.count.numpy())] for m in self.metrics}
+
+    def set_running_losses(self, losses):
+        for metric in self.metrics:
+            metric.total.assign(losses[metric.name][0])
+            metric.count.assign(losses[metric.name][1])
+
     def call(self, inputs, training=False):
         return self.g(inputs, training=training)
 

@@ -31,6 +31,7 @@ import argparse  # noqa: E402
 import collections  # noqa: E402
 import csv  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 import io  # noqa: E402
 import math  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -247,25 +248,29 @@ def only_events(path):
                     for f in path.iterdir()))
 
 
-def load_training_data(config, first_epoch):
-    """(tf.data pipeline of batches for epochs first_epoch.., steps per epoch, images, the
-    Config with its data path made explicit) for MNIST or a --dataset folder."""
+TrainingData = collections.namedtuple("TrainingData", "batches steps n_images config")
+
+
+def load_training_data(config):
+    """The TrainingData of MNIST or a --dataset folder: `batches(epoch, step)`, the tf.data
+    pipeline from that step of that epoch (both from 0) to the last epoch; the steps of an
+    epoch; the number of images; the Config with its data path made explicit."""
     limit = config.limit or None
     try:
         if config.dataset:
-            paths = load_folder(config.dataset)[:limit]
-            dataset, steps = make_folder_dataset(paths, config.image_size, config.batch_size,
-                                                 config.seed, first_epoch, config.epochs,
-                                                 config.shuffle_buffer)
-            return dataset, steps, len(paths), config
-        path = locate_mnist(config.data or None)
-        (x_train, _), _ = read_mnist_npz(path)
-        x_train = x_train[:limit]
-        dataset, steps = make_dataset(x_train, config.batch_size, config.seed, first_epoch,
-                                      config.epochs, config.shuffle_buffer)
-        return dataset, steps, len(x_train), dataclasses.replace(config, data=str(path))
+            images = load_folder(config.dataset)[:limit]
+            make = functools.partial(make_folder_dataset, image_size=config.image_size)
+        else:
+            path = locate_mnist(config.data or None)
+            images = read_mnist_npz(path)[0][0][:limit]
+            config, make = dataclasses.replace(config, data=str(path)), make_dataset
+        batches = lambda epoch, step: make(
+            images, batch_size=config.batch_size, seed=config.seed, first_epoch=epoch,
+            epochs=config.epochs, shuffle_buffer=config.shuffle_buffer, first_step=step)[0]
+        batches(0, 0)  # checks the batch size against the images
     except DataError as error:
         raise UserError(str(error)) from None
+    return TrainingData(batches, len(images) // config.batch_size, len(images), config)
 
 
 def make_strategy(name):
@@ -292,15 +297,23 @@ def newest_good_checkpoint(ckpt_dir):
                     f"or point --out at the folder of the run to continue")
 
 
-def restore(model, meta_path, meta):
-    """Load a checkpoint; returns the number of epochs it completed. (Its optimizers hold the
-    old learning rates: RunKeeper sets this run's at each epoch.)"""
-    load_checkpoint(model, meta_path, meta)
-    part = meta["interrupted_at"]
-    print(f"Resuming from {meta_path.name}: {meta['epoch']} epochs done"
-          + (f", and the weights of epoch {part[0]} stopped at step {part[1]}, which is "
-             f"trained again from its start" if part else "") + ".")
-    return meta["epoch"]
+def restore(model, checkpoint, data):
+    """Load a checkpoint; returns where training goes on: (epochs done, steps done of the next
+    one). (Its optimizers hold the old learning rates: RunKeeper sets this run's each epoch.)"""
+    meta, saved = checkpoint.meta, checkpoint.config
+    load_checkpoint(model, checkpoint.path, meta)
+    epoch, step = meta["epoch"], meta["step"]
+    same_batches = (saved.batch_size, saved.shuffle_buffer) == (data.config.batch_size,
+                                                                data.config.shuffle_buffer)
+    print(f"Resuming from {checkpoint.path.name}: {epoch} epochs done"
+          + (f", and {step} steps of epoch {epoch + 1}" if step else "")
+          + (f" (the weights of an interrupted epoch {epoch + 1}, trained again from its start)"
+             if meta.get("interrupted") else "") + ".")
+    if step and not same_batches:
+        print(f"--batch-size or --shuffle-buffer changed: epoch {epoch + 1} is trained again "
+              f"from its start, so that it sees every image once.")
+        return epoch, 0
+    return epoch, step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,8 +321,9 @@ def restore(model, meta_path, meta):
 # ---------------------------------------------------------------------------------------------
 class RunKeeper(keras.callbacks.Callback):
     """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
-    step end: a stop on the first non-finite loss. At each completed epoch end, in this order:
-    the checkpoint, the history row, the grid. On Ctrl-C or SIGTERM (what a scheduler sends
+    step end: a stop on the first non-finite loss, and every `save_every` steps a mid-epoch
+    checkpoint and grid. At each completed epoch end, in this order: the checkpoint, the
+    history row, the grid. On Ctrl-C or SIGTERM (what a scheduler sends
     before preemption): training stops at the end of the current step (a second signal stops at
     once); a signal handler, not the KeyboardInterrupt exception, so no signal lands inside
     TensorFlow or half-way through a file."""
@@ -318,6 +332,9 @@ class RunKeeper(keras.callbacks.Callback):
         super().__init__()
         self.out, self.config, self.steps_per_epoch = out, config, steps_per_epoch
         self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
+        self.first_step = 0  # the epoch's steps done before this fit (Keras counts from 0)
+        self.go_on = None  # (step, running losses) a resumed epoch goes on from
+        self.mid_epoch = None  # ((epoch, step), checkpoint, grid) of the last mid-epoch save
         self.history = list(history)  # one row per completed epoch, kept in every checkpoint
         self.completed = len(self.history)  # epochs completed and saved
         self.signal = self.diverged_at = None
@@ -348,25 +365,38 @@ class RunKeeper(keras.callbacks.Callback):
         for either in EXIT_CODES:  # a second signal, of either kind, stops at once
             signal.signal(either, stop_now)
 
+    def go_on_from(self, step, running_losses):
+        """The next epoch is the rest of a resumed one: its steps and mean losses so far."""
+        self.go_on = (step, running_losses)
+
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.step = epoch + 1, 0
+        if self.go_on:
+            self.step, running_losses = self.go_on
+            self.model.set_running_losses(running_losses)  # after fit's reset: the epoch's
+        self.first_step = self.step
         halve = self.config.lr_halved_from and self.epoch >= self.config.lr_halved_from
         factor = 0.5 if halve else 1.0
         self.learning_rates = (self.config.d_lr * factor, self.config.g_lr * factor)
         self.model.set_learning_rates(*self.learning_rates)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step = batch + 1
+        self.step = self.first_step + batch + 1
         if not all_finite(logs):
             return self.diverge()
         if self.log:
             self.log.step(self.epoch, self.step, logs)
+        every = self.config.save_every
+        if every and self.step % every == 0 and self.step < self.steps_per_epoch:
+            self.save_mid_epoch()
 
     def diverge(self):
         self.diverged_at = (self.epoch, self.step)
         self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.go_on:  # the rest of a resumed epoch is a fit of its own: whole epochs follow
+            self.go_on, self.model.stop_training = None, True
         if self.step < self.steps_per_epoch or self.diverged_at:
             return  # cut short: no checkpoint, row or grid of it
         row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
@@ -383,18 +413,31 @@ class RunKeeper(keras.callbacks.Callback):
         if self.log:
             self.log.epoch(row, self.learning_rates, grid)
 
-    def save_interrupted(self):
-        """The weights of the epoch cut short by a signal, under their own name (resume trains
-        that epoch again from them), and their grid."""
-        if self.completed == self.epoch or self.diverged_at:
-            return None
+    def save_mid_epoch(self):
+        """A checkpoint of the epoch in progress at this step (resume goes on from it), which
+        supersedes the epoch's earlier ones, and its grid `<epoch>-step<step>.png`."""
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
-                                    self.history, interrupted_at=[self.epoch, self.step])
+                                    self.history, step=self.step)
         except NonFiniteWeights:
+            return self.diverge()
+        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        grid = self.grids.save_grid(f"{self.epoch}-step{self.step}")
+        self.mid_epoch = ((self.epoch, self.step), saved, grid)
+        if self.log:
+            self.log.grid(self.epoch, self.step, grid)
+
+    def save_interrupted(self):
+        """Where a signal cut an epoch short: its mid-epoch checkpoint at that step, and grid
+        (saved now unless --save-every just did). Returns what is saved, or None."""
+        if (self.completed == self.epoch or self.diverged_at or self.step == self.first_step):
+            return None  # nothing trained since the last checkpoint
+        if not self.mid_epoch or self.mid_epoch[0] != (self.epoch, self.step):
+            self.save_mid_epoch()
+        if self.diverged_at:
             return None
-        grid = self.grids.save_grid(f"interrupted-{self.epoch}")
-        return f"its weights as {saved.name} and the grid {grid.name}"
+        _, saved, grid = self.mid_epoch
+        return f"the weights at that step as {saved.name} and the grid {grid.name}"
 
 
 class TensorBoardLog:
@@ -421,9 +464,19 @@ class TensorBoardLog:
                 tf.summary.scalar(f"epoch/{key}", row[key])
             for net, rate in zip("dg", learning_rates):
                 tf.summary.scalar(f"epoch/{net}_learning_rate", rate)
-            image = np.asarray(Image.open(grid))
-            tf.summary.image("mixing_grid", image.reshape(1, *image.shape[:2], -1))
+            self._image("mixing_grid", grid)
         self.writer.flush()
+
+    def grid(self, epoch, step, grid):
+        """A mid-epoch checkpoint's grid, on the steps' axis."""
+        with self.writer.as_default(step=(epoch - 1) * self.steps_per_epoch + step):
+            self._image("steps/mixing_grid", grid)
+        self.writer.flush()
+
+    @staticmethod
+    def _image(tag, png):
+        image = np.asarray(Image.open(png))
+        tf.summary.image(tag, image.reshape(1, *image.shape[:2], -1))
 
 
 def write_history(path, rows):
@@ -444,15 +497,13 @@ def train(args):
     if args.resume:
         out, lock = open_run_folder(args.out, resume=True)
     else:
-        config = resolve_config(args)
-        data = load_training_data(config, first_epoch=0)
+        data = load_training_data(resolve_config(args))
         out, lock = open_run_folder(args.out, resume=False)
     try:
         resume_from = None
         if args.resume:
             resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
-            config = resolve_config(args, resume_from.config)
-            data = load_training_data(config, first_epoch=resume_from.meta["epoch"])
+            data = load_training_data(resolve_config(args, resume_from.config))
         return train_in(out, args, data, resume_from)
     finally:
         lock.release()
@@ -472,8 +523,7 @@ def print_intro(config, n_images, steps, first_epoch, precision, out):
 
 
 def train_in(out, args, data, resume_from):
-    dataset, steps, n_images, config = data
-    first_epoch = resume_from.meta["epoch"] if resume_from else 0
+    config, steps = data.config, data.steps
     strategy = make_strategy(args.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
@@ -486,8 +536,7 @@ def train_in(out, args, data, resume_from):
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():  # variables of the model and optimizers live on every replica
         model = make_gan(config, jit_compile=use_xla(args.jit, precision))
-        if resume_from:
-            restore(model, resume_from.path, resume_from.meta)
+        first_epoch, first_step = restore(model, resume_from, data) if resume_from else (0, 0)
     if first_epoch >= config.epochs:
         print(f"Already trained {first_epoch} epochs (--epochs {config.epochs}): nothing to "
               f"train; raise --epochs to train more.")
@@ -495,12 +544,20 @@ def train_in(out, args, data, resume_from):
     if strategy.num_replicas_in_sync > 1:
         print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")
-    print_intro(config, n_images, steps, first_epoch, precision, out)
+    print_intro(config, data.n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
     keeper = RunKeeper(out, config, steps, history)
-    model.fit(dataset, epochs=config.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
-              callbacks=[keeper], shuffle=False, verbose=1)
+    fit = lambda epoch, step: model.fit(
+        data.batches(epoch, step), epochs=config.epochs, initial_epoch=epoch,
+        steps_per_epoch=steps - step, callbacks=[keeper], shuffle=False, verbose=1)
+    if first_step:  # Keras runs the same steps each epoch: the rest of this one, alone, first
+        print(f"Epoch {first_epoch + 1} goes on from step {first_step + 1} of {steps}.")
+        keeper.go_on_from(first_step, resume_from.meta["running_losses"])
+        fit(first_epoch, first_step)
+        first_epoch += 1
+    if first_epoch < config.epochs and not (keeper.signal or keeper.diverged_at):
+        fit(first_epoch, 0)
     if keeper.diverged_at:
         epoch, step = keeper.diverged_at
         advice = ("the checkpoints of completed epochs are kept: lower --lr and --resume"

@@ -7,7 +7,9 @@ complete version of each file. A checkpoint is two files in `<out>/checkpoints/`
     ckpt-0003.json        the epochs completed, the run's config, the loss history, the random
                           state, and one SHA-256 over these fields and the weights file
                           (written last: a json means complete weights)
-`ckpt-0003-interrupted.*` holds the weights of a run stopped (Ctrl-C, SIGTERM) in epoch 4.
+`ckpt-0003-step000500.*` holds the run after 500 steps of epoch 4 (`--save-every`, or Ctrl-C
+or SIGTERM there); `--resume` continues from its step. (`ckpt-0003-interrupted.*`, from format
+3, held the weights of a run stopped in epoch 4; resume trains that epoch again from them.)
 """
 import argparse
 import errno
@@ -61,12 +63,13 @@ def quiet_tensorflow_start():
 
 
 CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FORMAT = 3  # the version of the json's layout; 1 predates config.Config
-READABLE_FORMATS = (2, 3)  # 2 lacks the fields of config.BEFORE_FIELD_EXISTED
+CHECKPOINT_FORMAT = 4  # the version of the json's layout; 1 predates config.Config
+READABLE_FORMATS = (2, 3, 4)  # 2 lacks the fields of config.BEFORE_FIELD_EXISTED; 2 and 3
+# mark an interrupted epoch with `interrupted_at` (retrained from its start) instead of `step`
 LOCK_NAME = ".lock"
 TMP_PREFIX = ".tmp-"
 LOSS_KEYS = ("d_loss", "g_loss")  # the history's columns besides the epoch
-CHECKPOINT_NAME = re.compile(r"ckpt-(\d{4,})(-interrupted)?\.json")
+CHECKPOINT_NAME = re.compile(r"ckpt-(\d{4,})(?:-step(\d{6,})|(-interrupted))?\.json")
 
 
 class UserError(Exception):
@@ -200,8 +203,15 @@ class FolderLock:
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
-def checkpoint_json(ckpt_dir, epoch, interrupted=False):
-    return Path(ckpt_dir) / f"ckpt-{epoch:04d}{'-interrupted' if interrupted else ''}.json"
+def checkpoint_json(ckpt_dir, epoch, step=0):
+    return Path(ckpt_dir) / f"ckpt-{epoch:04d}{f'-step{step:06d}' if step else ''}.json"
+
+
+def checkpoint_position(meta_path):
+    """(epochs completed, steps done of the next epoch, from format 3's `-interrupted`) as its
+    name says, or None for a name that is not a checkpoint's: in the order they were written."""
+    match = CHECKPOINT_NAME.fullmatch(Path(meta_path).name)
+    return match and (int(match[1]), int(match[2] or 0), bool(match[3]))
 
 
 def weights_of(meta_path):
@@ -217,21 +227,23 @@ def non_finite_weight(model):
     return None
 
 
-def save_checkpoint(model, ckpt_dir, epoch, history=(), interrupted_at=None):
-    """Write checkpoint `epoch` (epochs completed), or the weights of a run interrupted in the
-    epoch after it; returns the json's path. `history`: the mean losses of every completed
-    epoch, one dict per epoch, which history.csv shows. Non-finite weights are never written."""
+def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0):
+    """Write the checkpoint of `epoch` epochs completed and `step` steps of the next (with the
+    next epoch's running mean losses); returns the json's path. `history`: the mean losses of
+    every completed epoch, one dict per epoch, which history.csv shows. Non-finite weights are
+    never written."""
     bad = non_finite_weight(model)
     if bad:
         raise NonFiniteWeights(f"not saved: weight {bad} is not finite")
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
-    meta_path = checkpoint_json(ckpt_dir, epoch, interrupted_at is not None)
+    meta_path = checkpoint_json(ckpt_dir, epoch, step)
     weights = weights_of(meta_path)
     model.build_optimizers()
     write_atomically(weights, model.save_weights)
-    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "interrupted_at": interrupted_at,
+    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
+            "running_losses": model.running_losses() if step else None,
             "history": list(history), "config": config_lib.to_dict(model.config),
-            "rng_state": np.asarray(model.seed_generator.state).tolist()}
+            "rng_state": [np.asarray(state).tolist() for state in seed_states(model)]}
     meta["sha256"] = digest(meta, weights)
     write_text_atomically(meta_path, json.dumps(meta, indent=2))
     return meta_path
@@ -255,19 +267,17 @@ def digest(meta, weights):
 def list_checkpoints(ckpt_dir, with_weights=True):
     """Every checkpoint json (with its weights beside it, unless with_weights=False), oldest
     first (an interrupted one after the completed checkpoint it started from)."""
-    found = []
-    for path in Path(ckpt_dir).glob("ckpt-*.json"):
-        match = CHECKPOINT_NAME.fullmatch(path.name)
-        if match and (weights_of(path).is_file() or not with_weights):
-            found.append(((int(match[1]), bool(match[2])), path))
-    return [path for _, path in sorted(found)]
+    found = [(checkpoint_position(path), path) for path in Path(ckpt_dir).glob("ckpt-*.json")]
+    return [path for position, path in sorted(found)
+            if position and (weights_of(path).is_file() or not with_weights)]
 
 
 def read_checkpoint(meta_path):
     """A checkpoint's json, checked before anything loads: readable, this project's format,
-    named by its epochs, unchanged since it was written (its SHA-256 covers the json and the
-    weights), a valid config and finite weights. Returns (meta, config.Config); a
-    CheckpointError names the file and what is wrong."""
+    named by its epochs and step, unchanged since it was written (its SHA-256 covers the json
+    and the weights), a valid config and finite weights. Returns (meta, config.Config), meta
+    with `step` and `running_losses` whatever its format; a CheckpointError names the file and
+    what is wrong."""
     meta_path, weights = Path(meta_path), weights_of(meta_path)
     try:
         meta = json.loads(meta_path.read_text())
@@ -277,11 +287,13 @@ def read_checkpoint(meta_path):
         if not weights.is_file() or meta.get("sha256") != digest(meta, weights):
             raise CheckpointError(f"checkpoint {meta_path} or its weights {weights.name} were "
                                   f"changed or damaged since they were written (SHA-256)")
-        named = CHECKPOINT_NAME.fullmatch(meta_path.name)
-        if not named or (int(named[1]), bool(named[2])) != (meta["epoch"],
-                                                           meta["interrupted_at"] is not None):
-            raise CheckpointError(f"checkpoint {meta_path} is named for other epochs than it "
-                                  f"holds ({meta['epoch']})")
+        if meta["format"] < 4:  # an interrupted epoch was trained again from its start
+            interrupted = meta.pop("interrupted_at") is not None
+            meta.update(step=0, running_losses=None, interrupted=interrupted)
+        if checkpoint_position(meta_path) != (meta["epoch"], meta["step"],
+                                              meta.get("interrupted", False)):
+            raise CheckpointError(f"checkpoint {meta_path} is named for other epochs or steps "
+                                  f"than it holds ({meta['epoch']} epochs, {meta['step']} steps)")
         _check_fields(meta)
         saved = meta["config"]
         if meta["format"] == 2:  # written before these fields existed: the values it had then
@@ -299,12 +311,17 @@ def _check_fields(meta):
     is_int = lambda value: isinstance(value, int) and not isinstance(value, bool)
     pair = lambda value: (isinstance(value, list) and len(value) == 2
                           and all(map(is_int, value)))
-    rows = meta["history"]
-    if not (is_int(meta["epoch"]) and pair(meta["rng_state"])
-            and (meta["interrupted_at"] is None or pair(meta["interrupted_at"]))
+    rows, losses = meta["history"], meta["running_losses"]
+    sums = lambda value: (isinstance(value, list) and len(value) == 2 and all(
+        isinstance(x, float) and math.isfinite(x) for x in value) and value[1] >= 0)
+    states = meta["rng_state"] if meta["format"] >= 4 else [meta["rng_state"]]
+    if not (is_int(meta["epoch"]) and isinstance(states, list) and all(map(pair, states))
+            and is_int(meta["step"]) and meta["step"] >= 0
+            and (losses is None if meta["step"] == 0 else isinstance(losses, dict) and
+                 sorted(losses) == sorted(LOSS_KEYS) and all(map(sums, losses.values())))
             and [row.get("epoch") for row in rows] == list(range(1, meta["epoch"] + 1))
             and all(math.isfinite(row.get(key, 0.0)) for row in rows for key in LOSS_KEYS)):
-        raise ValueError("epoch, rng_state, interrupted_at or history malformed")
+        raise ValueError("epoch, step, running_losses, rng_state or history malformed")
 
 
 def _check_finite_file(weights):
@@ -338,18 +355,31 @@ def load_checkpoint(model, meta_path, meta):
     except (Warning, ValueError, OSError, KeyError) as error:  # saved variables that do not fit
         raise CheckpointError(f"checkpoint {weights} does not fit this model "
                               f"({first_line(error)})") from None
-    state = model.seed_generator.state
-    state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
+    if meta["format"] < 4:  # it kept the training draws' state only, not the dropouts'
+        state = model.seed_generator.state
+        state.assign(np.asarray(meta["rng_state"], dtype=state.dtype))
+        return
+    states = seed_states(model)
+    if len(states) != len(meta["rng_state"]):
+        raise CheckpointError(f"checkpoint {meta_path} holds {len(meta['rng_state'])} random "
+                              f"states, the model {len(states)}: it does not fit this model")
+    for state, saved in zip(states, meta["rng_state"]):
+        state.assign(np.asarray(saved, dtype=state.dtype))
+
+
+def seed_states(model):
+    """The state of every keras.random.SeedGenerator in the model (its training draws' and its
+    Dropout layers'), which save_weights leaves out; a resumed run goes on with them."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 def prune_checkpoints(ckpt_dir, keep):
-    """Keep the newest `keep` completed checkpoints, and an interrupted one only while no
-    completed checkpoint is newer."""
+    """Keep the newest `keep` checkpoints of completed epochs, and one from mid-epoch only while
+    it is the newest of all."""
     checkpoints = list_checkpoints(ckpt_dir)
-    completed = [p for p in checkpoints if not p.name.endswith("-interrupted.json")]
-    newest = int(CHECKPOINT_NAME.fullmatch(completed[-1].name)[1]) if completed else -1
-    stale = [p for p in checkpoints if p.name.endswith("-interrupted.json")
-             and int(CHECKPOINT_NAME.fullmatch(p.name)[1]) < newest]
+    mid_epoch = lambda path: checkpoint_position(path)[1:] != (0, False)
+    completed = [p for p in checkpoints if not mid_epoch(p)]
+    stale = [p for p in checkpoints[:-1] if mid_epoch(p)]
     for meta_path in completed[:-keep] + stale:
         meta_path.unlink(missing_ok=True)  # the json first: without it the weights are unused
         weights_of(meta_path).unlink(missing_ok=True)
