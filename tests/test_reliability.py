@@ -60,14 +60,10 @@ def check_run_folder(out):
     newest = 0
     for meta_path in utils.list_checkpoints(out / "checkpoints"):
         meta, _ = utils.read_checkpoint(meta_path)  # SHA-256, format, config, history
-        interrupted = meta_path.name.endswith("-interrupted.json")
         assert meta_path == utils.checkpoint_json(out / "checkpoints", meta["epoch"],
-                                                  interrupted)
-        assert (meta["interrupted_at"] is not None) == interrupted
-        with h5py.File(utils.weights_of(meta_path)) as h5:
-            arrays = []
-            h5.visititems(lambda name, item: arrays.append(item[()])
-                          if isinstance(item, h5py.Dataset) else None)
+                                                  meta["step"])
+        assert (meta["running_losses"] is None) == (meta["step"] == 0)
+        arrays = h5_arrays(utils.weights_of(meta_path)).values()
         floats = [a for a in arrays if np.asarray(a).dtype.kind == "f"]
         assert floats and all(np.isfinite(a).all() for a in floats), meta_path
         newest = max(newest, meta["epoch"])
@@ -79,7 +75,7 @@ def check_run_folder(out):
 def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
     out, epochs = tmp_path / "run", 5
     rng = random.Random(0)
-    process = start_training(out, "--epochs", epochs, "--keep", 10)
+    process = start_training(out, "--epochs", epochs, "--keep", 10, "--save-every", 1)
     for signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
         if not wait_for_progress(out, process):
             break
@@ -91,7 +87,8 @@ def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
             assert process.returncode in (0, {signal.SIGINT: 130, signal.SIGTERM: 143}[signum])
         check_run_folder(out)
         resume = ["--resume"] if utils.list_checkpoints(out / "checkpoints") else []
-        process = start_training(out, "--epochs", epochs, "--keep", 10, *resume)
+        process = start_training(out, "--epochs", epochs, "--keep", 10, "--save-every", 1,
+                                 *resume)
     _, stderr = process.communicate(timeout=600)  # the last one trains what is left
     assert process.returncode == 0, stderr
     check_run_folder(out)
@@ -126,17 +123,50 @@ def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    interrupted = list((out / "checkpoints").glob("ckpt-*-interrupted.json"))
-    if interrupted:  # stopped mid-epoch (not in the few ms after an epoch's last step)
-        meta, _ = utils.read_checkpoint(interrupted[0])
-        assert meta["epoch"] < meta["interrupted_at"][0] and list(out.glob("interrupted-*.png"))
+    mid_epoch = list((out / "checkpoints").glob("ckpt-*-step*.json"))
+    if mid_epoch:  # stopped mid-epoch (not in the few ms after an epoch's last step)
+        meta, _ = utils.read_checkpoint(mid_epoch[0])
+        assert 0 < meta["step"] < 20 and (out / f"{meta['epoch'] + 1}-step{meta['step']}.png"
+                                          ).is_file()
     done = max(utils.read_checkpoint(p)[0]["epoch"]
                for p in utils.list_checkpoints(out / "checkpoints"))
     resumed = train(*QUICK, "--limit", 640, "--resume", "--epochs", done + 1, "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout
+    assert (f"Epoch {done + 1} goes on from step" in resumed.stdout) == bool(mid_epoch)
     assert history_epochs(out) == list(range(1, done + 2))
-    assert not list((out / "checkpoints").glob("*-interrupted.json"))  # superseded: pruned
+    assert not list((out / "checkpoints").glob("*-step*.json"))  # superseded: pruned
+
+
+def test_a_run_killed_after_a_step_checkpoint_goes_on_as_if_it_never_stopped(tmp_path):
+    flags = ["--limit", 640, "--epochs", 2, "--save-every", 4]  # 20 steps an epoch
+    unbroken = train(*QUICK, *flags, "--out", tmp_path / "unbroken")
+    assert unbroken.returncode == 0, unbroken.stderr
+    out = tmp_path / "killed"
+    process = start_training(out, *flags)
+    wait_for(out / "checkpoints" / "ckpt-0000-step000004.json", process)
+    process.kill()
+    process.wait()
+    resumed = train(*QUICK, *flags, "--resume", "--out", out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Epoch 1 goes on from step" in resumed.stdout  # killed long before its 20th step
+    # the same data from the same step, the same random draws (the Dropout layers' too) and
+    # the epoch's running mean losses: the same history and weights as the unbroken run's
+    assert (out / "history.csv").read_text() == (tmp_path / "unbroken" / "history.csv"
+                                                 ).read_text()
+    weights = lambda run: h5_arrays(utils.weights_of(run / "checkpoints" / "ckpt-0002.json"))
+    expected, got = weights(tmp_path / "unbroken"), weights(out)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], got[name], err_msg=name)
+
+
+def h5_arrays(path):
+    arrays = {}
+    with h5py.File(path) as h5:
+        h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                      if isinstance(item, h5py.Dataset) else None)
+    return arrays
 
 
 def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path, capsys):
@@ -194,6 +224,10 @@ def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_pa
             (lambda m: (m["config"].update(colour="red"), with_digest(m)), "unknown setting"),
             (lambda m: (m.update(epoch=2), with_digest(m)), "named for other epochs"),
             (lambda m: (m.update(rng_state="ab"), with_digest(m)), "rng_state"),
+            (lambda m: (m.update(step=5), with_digest(m)), "named for other epochs or steps"),
+            (lambda m: (m.update(running_losses={"d_loss": [1.0, 1.0]}), with_digest(m)),
+             "running_losses"),
+            (lambda m: (m["rng_state"].pop(), with_digest(m)), "random states"),
             # another network: variables that Keras would skip with a warning only
             (lambda m: (m["config"].update(ema_beta=0.5), with_digest(m)), "does not fit"),
             (lambda m: m.clear(), "not a checkpoint")]:
@@ -259,10 +293,11 @@ def test_resume_trains_on_the_runs_own_data_and_refuses_another(tmp_path, monkey
 def test_a_resumed_run_sees_each_epoch_in_the_same_order_as_an_unbroken_one():
     import mnist_ds
 
-    order = lambda first: [list(batch.numpy()) for batch in
-                           mnist_ds.epoch_order(10, 5, seed=3, first_epoch=first, epochs=3)]
+    order = lambda first, step=0: [list(batch.numpy()) for batch in mnist_ds.epoch_order(
+        10, 5, seed=3, first_epoch=first, epochs=3, first_step=step)]
     unbroken, resumed = order(0), order(1)
     assert unbroken[2:] == resumed  # epochs 2 and 3 (batches 2..5) as the unbroken run's
+    assert unbroken[3:] == order(1, step=1)  # from the middle of epoch 2: its second batch on
     assert sorted(sum(unbroken[:2], [])) == list(range(10))  # every image once an epoch
     assert unbroken[:2] != unbroken[2:4]  # and another order each epoch
 
@@ -286,12 +321,14 @@ def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
         rows.append({"epoch": epoch})
         utils.save_checkpoint(tiny_model, tmp_path, epoch, rows)
         utils.prune_checkpoints(tmp_path, keep=2)
-    utils.save_checkpoint(tiny_model, tmp_path, 4, rows, interrupted_at=[5, 1])
     names = lambda: [p.name for p in utils.list_checkpoints(tmp_path)]
-    assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-interrupted.json"]
+    for step in (10, 200):  # in epoch 5
+        utils.save_checkpoint(tiny_model, tmp_path, 4, rows, step=step)
+        utils.prune_checkpoints(tmp_path, keep=2)
+    assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-step000200.json"]
     utils.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
     utils.prune_checkpoints(tmp_path, keep=2)
-    assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the interrupted one superseded
+    assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the mid-epoch one superseded
     assert len(list(tmp_path.glob("*.weights.h5"))) == 2
 
 

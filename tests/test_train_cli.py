@@ -13,10 +13,11 @@ from conftest import train_in_subprocess as train
 
 def test_one_epoch_then_resume_to_two(tmp_path):
     out = tmp_path / "run"
-    first = train("--epochs", 1, "--limit", 256, "--out", out, "--log-every", 3)
+    first = train("--epochs", 1, "--limit", 256, "--out", out, "--log-every", 3,
+                  "--save-every", 2)
     assert first.returncode == 0, first.stderr
     assert "4 steps of 64 an epoch" in first.stdout
-    for name in ("1.png", "generating.gif", "generator.keras", "history.csv", "losses.png",
+    for name in ("1.png", "1-step2.png", "generating.gif", "generator.keras", "history.csv", "losses.png",
                  "checkpoints/ckpt-0001.json", "checkpoints/ckpt-0001.weights.h5",
                  "generator_savedmodel/saved_model.pb"):
         assert (out / name).is_file(), name
@@ -26,6 +27,8 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert "Resuming from ckpt-0001.json: 1 epochs done" in second.stdout
     assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
     assert (out / "2.png").is_file() and (out / "checkpoints" / "ckpt-0002.json").is_file()
+    assert (out / "2-step2.png").is_file()  # the resumed run kept --save-every 2
+    assert not list((out / "checkpoints").glob("*-step*"))  # superseded by the epochs' ends
     with open(out / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["1", "2"]
@@ -34,6 +37,7 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert logged["epoch/d_loss"] == pytest.approx({int(r["epoch"]): float(r["d_loss"])
                                                    for r in rows}, rel=1e-6)
     assert sorted(logged["epoch/g_learning_rate"]) == sorted(logged["mixing_grid"]) == [1, 2]
+    assert sorted(logged["steps/mixing_grid"]) == [2, 6]  # step 2 of each epoch
 
 
 def tensorboard_events(folder):

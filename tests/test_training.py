@@ -113,15 +113,29 @@ def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_mod
     np.testing.assert_array_equal(restored.draw_crossover(32), tiny_model.draw_crossover(32))
 
 
+def as_written_by_format(model, path, version, interrupted=False, rename=None):
+    """A checkpoint rewritten as format 2 or 3 code wrote it: an `interrupted_at` field for an
+    epoch cut short (it had no mid-epoch step), the random state of the training draws only."""
+    meta = json.loads(path.read_text())
+    del meta["step"], meta["running_losses"]
+    meta.update(format=version, interrupted_at=[meta["epoch"] + 1, 3] if interrupted else None,
+                rng_state=np.asarray(model.seed_generator.state).tolist())
+    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
+    path.write_text(json.dumps(meta))
+    if rename:
+        utils.weights_of(path).rename(utils.weights_of(rename))
+        path = path.rename(rename)
+    return path, meta
+
+
 def test_a_format_2_checkpoint_reads_back_with_the_values_the_code_had_then(tmp_path):
     model = tiny_gan(**config_lib.BEFORE_FIELD_EXISTED)  # as format-2 code built it
     path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
     meta = json.loads(path.read_text())
     for name in config_lib.BEFORE_FIELD_EXISTED:  # as it was written then, before these fields
         del meta["config"][name]
-    meta["format"] = 2
-    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
     path.write_text(json.dumps(meta))
+    path, _ = as_written_by_format(model, path, 2)
     meta, config = utils.read_checkpoint(path)
     assert config == model.config
     # what the code did before these fields existed
@@ -131,6 +145,24 @@ def test_a_format_2_checkpoint_reads_back_with_the_values_the_code_had_then(tmp_
     utils.load_checkpoint(restored, path, meta)
     for a, b in zip(model.g.weights, restored.g.weights, strict=True):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(restored.seed_generator.state, model.seed_generator.state)
+
+
+def test_a_format_3_interrupted_checkpoint_resumes_its_epoch_from_the_start(tiny_model,
+                                                                           tmp_path):
+    path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    path, _ = as_written_by_format(tiny_model, path, 3, interrupted=True,
+                                   rename=tmp_path / "ckpt-0001-interrupted.json")
+    meta, _ = utils.read_checkpoint(path)
+    assert (meta["epoch"], meta["step"], meta["interrupted"]) == (1, 0, True)
+    assert utils.list_checkpoints(tmp_path) == [path]
+    utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    names = [p.name for p in utils.list_checkpoints(tmp_path)]
+    assert names == ["ckpt-0001.json", "ckpt-0001-interrupted.json"]  # written after it
+    utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
+    utils.prune_checkpoints(tmp_path, keep=3)
+    assert [p.name for p in utils.list_checkpoints(tmp_path)] == ["ckpt-0001.json",
+                                                                  "ckpt-0001-step000002.json"]
 
 
 @pytest.mark.parametrize("policy, compute", [("mixed_bfloat16", "bfloat16"),
