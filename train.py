@@ -430,7 +430,7 @@ class RunKeeper(keras.callbacks.Callback):
     def save_interrupted(self):
         """Where a signal cut an epoch short: its mid-epoch checkpoint at that step, and grid
         (saved now unless --save-every just did). Returns what is saved, or None."""
-        if (self.completed == self.epoch or self.diverged_at or self.step == self.first_step):
+        if self.completed == self.epoch or self.diverged_at or self.step == self.first_step:
             return None  # nothing trained since the last checkpoint
         if not self.mid_epoch or self.mid_epoch[0] != (self.epoch, self.step):
             self.save_mid_epoch()
