@@ -266,7 +266,7 @@ def digest(meta, weights):
 
 def list_checkpoints(ckpt_dir, with_weights=True):
     """Every checkpoint json (with its weights beside it, unless with_weights=False), oldest
-    first (an interrupted one after the completed checkpoint it started from)."""
+    first (a mid-epoch one after the completed checkpoint it started from)."""
     found = [(checkpoint_position(path), path) for path in Path(ckpt_dir).glob("ckpt-*.json")]
     return [path for position, path in sorted(found)
             if position and (weights_of(path).is_file() or not with_weights)]

@@ -385,3 +385,20 @@ def test_a_folder_write_that_fails_between_its_renames_puts_the_old_folder_back(
     utils.write_folder_atomically(target, write)  # and a write that works replaces it
     assert (target / "saved_model.pb").read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
+
+
+def test_a_mid_epoch_resume_with_another_batch_size_trains_the_epoch_from_its_start(
+        tiny_model, tmp_path, capsys):
+    import dataclasses
+
+    tiny_model.d_loss_tracker.update_state(0.5)
+    path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
+    checkpoint = train_cli.Checkpoint(path, *utils.read_checkpoint(path))
+    assert checkpoint.meta["running_losses"]["d_loss"] == [0.5, 1.0]
+    data = lambda **changed: train_cli.TrainingData(
+        None, 10, 100, dataclasses.replace(checkpoint.config, **changed))
+    assert train_cli.restore(tiny_model, checkpoint, data()) == (1, 2)
+    assert "1 epochs done, and 2 steps of epoch 2." in capsys.readouterr().out
+    for changed in ({"batch_size": 7}, {"shuffle_buffer": 0}):
+        assert train_cli.restore(tiny_model, checkpoint, data(**changed)) == (1, 0)
+        assert "epoch 2 is trained again from its start" in capsys.readouterr().out
