@@ -45,6 +45,11 @@ class Config:
     save_every: int = setting(1000, "a checkpoint and a grid every N steps of an epoch too "
                               "(0: at epoch ends only); --resume continues from that step",
                               at_least=0, at_most=FIELD_LIMIT)
+    steps_per_execution: int = setting(1, "training steps per compiled call (Keras' "
+                                       "steps_per_execution; fewer Python dispatches): an "
+                                       "epoch is cut to a multiple of it, and checks, logs, "
+                                       "checkpoints and stops come between calls", at_least=1,
+                                       at_most=1024)
     log_every: int = setting(50, "TensorBoard (in the run's tensorboard/): the losses every N "
                              "steps, and per epoch with the grid (0: no TensorBoard)",
                              at_least=0, at_most=FIELD_LIMIT)

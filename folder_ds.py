@@ -7,7 +7,7 @@ it, so a file it cannot read is skipped and counted before training, never met m
 """
 from pathlib import Path
 
-from mnist_ds import DataError, epoch_order
+from mnist_ds import DataError, epoch_order, epoch_steps
 from utils import to_unit_range
 
 EXTENSIONS = {".jpg", ".jpeg", ".png"}
@@ -63,7 +63,7 @@ def load_image(path, image_size):
 
 
 def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, epochs=1,
-                        shuffle_buffer=0, first_step=0):
+                        shuffle_buffer=0, first_step=0, steps_multiple=1):
     """Batches [batch_size, image_size, image_size, 3] in [-1, 1], in epoch_order, decoded on
     the fly (memory stays bounded whatever the folder's size). Returns (dataset, steps per
     epoch)."""
@@ -72,8 +72,8 @@ def make_folder_dataset(paths, image_size, batch_size, seed=0, first_epoch=0, ep
     paths_tensor = tf.constant(paths)
     load = lambda index: load_image(tf.gather(paths_tensor, index), image_size)
     batches = (epoch_order(len(paths), batch_size, seed, first_epoch, epochs,
-                           shuffle_buffer, first_step).unbatch()
+                           shuffle_buffer, first_step, steps_multiple).unbatch()
                .map(load, num_parallel_calls=tf.data.AUTOTUNE)
                .batch(batch_size, drop_remainder=True)
                .prefetch(tf.data.AUTOTUNE))
-    return batches, len(paths) // batch_size
+    return batches, epoch_steps(len(paths), batch_size, steps_multiple)

@@ -123,12 +123,14 @@ def _check_images(x, path, key):
     return x
 
 
-def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0, first_step=0):
+def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0, first_step=0,
+                steps_multiple=1):
     """A tf.data stream of index batches [batch_size] for epochs first_epoch..epochs-1 (counted
     from 0), starting after the first epoch's first `first_step` batches. Epoch e visits the n
     images in an order fixed by (seed, e) alone, so a resumed run sees the same order as one
     that never stopped, also from the middle of an epoch; the last partial batch of an epoch is
-    dropped, so every step has the same shape.
+    dropped, so every step has the same shape, and so are the last batches that do not fill a
+    group of `steps_multiple` (Keras' steps_per_execution runs whole groups).
 
     shuffle_buffer 0: a full permutation. N > 0: the order of the tutorial's `shuffle(1024)`
     (see buffer_order).
@@ -138,6 +140,10 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0, firs
     if batch_size > n:
         raise DataError(f"batch size {batch_size} is larger than the {n} training images: "
                         f"lower --batch-size or give more data")
+    steps = epoch_steps(n, batch_size, steps_multiple)
+    if steps == 0:
+        raise DataError(f"an epoch of {n // batch_size} steps is shorter than "
+                        f"--steps-per-execution {steps_multiple}: lower it")
 
     def one_epoch(epoch):
         if shuffle_buffer:
@@ -148,7 +154,8 @@ def epoch_order(n, batch_size, seed, first_epoch, epochs, shuffle_buffer=0, firs
         else:
             order = tf.random.experimental.stateless_shuffle(
                 tf.range(n, dtype=tf.int64), tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=True)
+                .take(steps))
 
     return tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).skip(first_step)
 
@@ -171,16 +178,21 @@ def buffer_order(n, buffer_size, rng):
     return order
 
 
+def epoch_steps(n, batch_size, steps_multiple=1):
+    """The steps of an epoch over n images: whole batches, in whole groups of steps_multiple."""
+    return n // batch_size // steps_multiple * steps_multiple
+
+
 def make_dataset(images, batch_size, seed=0, first_epoch=0, epochs=1, shuffle_buffer=0,
-                 first_step=0):
+                 first_step=0, steps_multiple=1):
     """The training pipeline for uint8 images [n, 28, 28]: batches of [batch_size, 28, 28, 1]
     in [-1, 1] (tanh's range), in epoch_order, prefetched. Returns (dataset, steps per epoch)."""
     import tensorflow as tf
 
     pixels = tf.constant(images)
     batches = (epoch_order(len(images), batch_size, seed, first_epoch, epochs, shuffle_buffer,
-                           first_step)
+                           first_step, steps_multiple)
                .map(lambda index: to_unit_range(tf.gather(pixels, index)[..., None]),
                     num_parallel_calls=tf.data.AUTOTUNE)
                .prefetch(tf.data.AUTOTUNE))
-    return batches, len(images) // batch_size
+    return batches, epoch_steps(len(images), batch_size, steps_multiple)

@@ -673,7 +673,7 @@ def make_gan(config, jit_compile=False):
     set before the call)."""
     generator, discriminator, generator_ema = build_networks(config)
     gan = StyleGAN(generator, discriminator, config, generator_ema)
-    gan.compile(jit_compile=jit_compile)
+    gan.compile(jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
     return gan
 
 

@@ -266,11 +266,12 @@ def load_training_data(config):
             config, make = dataclasses.replace(config, data=str(path)), make_dataset
         batches = lambda epoch, step: make(
             images, batch_size=config.batch_size, seed=config.seed, first_epoch=epoch,
-            epochs=config.epochs, shuffle_buffer=config.shuffle_buffer, first_step=step)[0]
-        batches(0, 0)  # checks the batch size against the images
+            epochs=config.epochs, shuffle_buffer=config.shuffle_buffer, first_step=step,
+            steps_multiple=config.steps_per_execution)
+        _, steps = batches(0, 0)  # and checks the batch size against the images
     except DataError as error:
         raise UserError(str(error)) from None
-    return TrainingData(batches, len(images) // config.batch_size, len(images), config)
+    return TrainingData(lambda epoch, step: batches(epoch, step)[0], steps, len(images), config)
 
 
 def make_strategy(name):
@@ -303,15 +304,15 @@ def restore(model, checkpoint, data):
     meta, saved = checkpoint.meta, checkpoint.config
     load_checkpoint(model, checkpoint.path, meta)
     epoch, step = meta["epoch"], meta["step"]
-    same_batches = (saved.batch_size, saved.shuffle_buffer) == (data.config.batch_size,
-                                                                data.config.shuffle_buffer)
+    same_steps = lambda c: (c.batch_size, c.shuffle_buffer, c.steps_per_execution)
+    same_batches = same_steps(saved) == same_steps(data.config)
     print(f"Resuming from {checkpoint.path.name}: {epoch} epochs done"
           + (f", and {step} steps of epoch {epoch + 1}" if step else "")
           + (f" (the weights of an interrupted epoch {epoch + 1}, trained again from its start)"
              if meta.get("interrupted") else "") + ".")
     if step and not same_batches:
-        print(f"--batch-size or --shuffle-buffer changed: epoch {epoch + 1} is trained again "
-              f"from its start, so that it sees every image once.")
+        print(f"--batch-size, --shuffle-buffer or --steps-per-execution changed: epoch "
+              f"{epoch + 1} is trained again from its start, so that it sees every image once.")
         return epoch, 0
     return epoch, step
 
@@ -344,8 +345,8 @@ class RunKeeper(keras.callbacks.Callback):
                                         zero_noise=config.grid_noise == "zeros")
         self._previous_handlers = {}
         self.learning_rates = (config.d_lr, config.g_lr)
-        self.log = (TensorBoardLog(out / TENSORBOARD, config.log_every, steps_per_epoch)
-                    if config.log_every else None)
+        self.log = (TensorBoardLog(out / TENSORBOARD, config.log_every, steps_per_epoch,
+                                   config.steps_per_execution) if config.log_every else None)
 
     def set_model(self, model):
         super().set_model(model)
@@ -386,8 +387,8 @@ class RunKeeper(keras.callbacks.Callback):
             return self.diverge()
         if self.log:
             self.log.step(self.epoch, self.step, logs)
-        every = self.config.save_every
-        if every and self.step % every == 0 and self.step < self.steps_per_epoch:
+        if self.step < self.steps_per_epoch and reached_multiple(
+                self.step, self.config.save_every, self.config.steps_per_execution):
             self.save_mid_epoch()
 
     def diverge(self):
@@ -447,13 +448,14 @@ class TensorBoardLog:
     from the run's first, so a resumed run continues the curves. (TensorFlow appends its event
     files as it goes: they are a log, the one output not written atomically.)"""
 
-    def __init__(self, folder, every, steps_per_epoch):
+    def __init__(self, folder, every, steps_per_epoch, steps_per_call):
         self.writer = tf.summary.create_file_writer(str(folder))
         self.every, self.steps_per_epoch = every, steps_per_epoch
+        self.steps_per_call = steps_per_call
 
     def step(self, epoch, step, logs):
         global_step = (epoch - 1) * self.steps_per_epoch + step
-        if global_step % self.every == 0:
+        if reached_multiple(global_step, self.every, self.steps_per_call):
             with self.writer.as_default(step=global_step):
                 for key in LOSS_KEYS:
                     tf.summary.scalar(f"steps/{key}", float(logs[key]))
@@ -477,6 +479,12 @@ class TensorBoardLog:
     def _image(tag, png):
         image = np.asarray(Image.open(png))
         tf.summary.image(tag, image.reshape(1, *image.shape[:2], -1))
+
+
+def reached_multiple(step, every, steps_per_call):
+    """Whether the call of steps_per_call steps that ended at `step` passed a multiple of
+    `every` (0: never): with Keras' steps_per_execution the callbacks see only a call's end."""
+    return every > 0 and step // every > (step - steps_per_call) // every
 
 
 def write_history(path, rows):

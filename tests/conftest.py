@@ -64,3 +64,21 @@ class Recorder:
     @property
     def trainable_variables(self):
         return self.d.trainable_variables
+
+
+def h5_arrays(path):
+    """{name: array} of every dataset in an .h5 weights file."""
+    import h5py
+
+    arrays = {}
+    with h5py.File(path) as h5:
+        h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                      if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def assert_same_weights(path_a, path_b):
+    a, b = h5_arrays(path_a), h5_arrays(path_b)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

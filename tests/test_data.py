@@ -98,6 +98,18 @@ def test_dataset_scales_to_tanh_range_and_drops_the_partial_batch():
     assert np.all(np.isclose(values[:, None], expected).any(axis=1))
 
 
+def test_steps_per_execution_cuts_each_epoch_to_whole_groups_of_the_same_order():
+    order = lambda multiple: [list(b.numpy()) for b in mnist_ds.epoch_order(
+        50, 5, seed=1, first_epoch=0, epochs=2, steps_multiple=multiple)]
+    whole, grouped = order(1), order(4)  # 10 batches an epoch, cut to 8
+    assert grouped == whole[:8] + whole[10:18]  # each epoch's first 8, in the same order
+    images = np.zeros((50, 28, 28), np.uint8)
+    assert mnist_ds.make_dataset(images, 5, steps_multiple=4)[1] == 8
+    with pytest.raises(mnist_ds.DataError, match="epoch of 10 steps is shorter than "
+                                                 "--steps-per-execution 16"):
+        mnist_ds.make_dataset(images, 5, steps_multiple=16)
+
+
 def test_a_batch_larger_than_the_data_is_refused():
     with pytest.raises(mnist_ds.DataError, match="batch size 64 is larger than the 10"):
         mnist_ds.make_dataset(np.zeros((10, 28, 28), np.uint8), batch_size=64)

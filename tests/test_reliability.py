@@ -15,7 +15,7 @@ import pytest
 
 import train as train_cli
 import utils
-from conftest import ROOT, SAMPLE
+from conftest import ROOT, SAMPLE, assert_same_weights, h5_arrays
 from conftest import train_in_subprocess as train
 
 QUICK = ["--limit", "64", "--batch-size", "32", "--data", SAMPLE]  # 2 steps an epoch
@@ -154,19 +154,8 @@ def test_a_run_killed_after_a_step_checkpoint_goes_on_as_if_it_never_stopped(tmp
     # the epoch's running mean losses: the same history and weights as the unbroken run's
     assert (out / "history.csv").read_text() == (tmp_path / "unbroken" / "history.csv"
                                                  ).read_text()
-    weights = lambda run: h5_arrays(utils.weights_of(run / "checkpoints" / "ckpt-0002.json"))
-    expected, got = weights(tmp_path / "unbroken"), weights(out)
-    assert expected.keys() == got.keys()
-    for name in expected:
-        np.testing.assert_array_equal(expected[name], got[name], err_msg=name)
-
-
-def h5_arrays(path):
-    arrays = {}
-    with h5py.File(path) as h5:
-        h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                      if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    assert_same_weights(*(run / "checkpoints" / "ckpt-0002.weights.h5"
+                          for run in (tmp_path / "unbroken", out)))
 
 
 def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path, capsys):

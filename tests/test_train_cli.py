@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import train as train_cli
-from conftest import ROOT
+from conftest import ROOT, assert_same_weights
 from conftest import train_in_subprocess as train
 
 
@@ -38,6 +38,23 @@ def test_one_epoch_then_resume_to_two(tmp_path):
                                                    for r in rows}, rel=1e-6)
     assert sorted(logged["epoch/g_learning_rate"]) == sorted(logged["mixing_grid"]) == [1, 2]
     assert sorted(logged["steps/mixing_grid"]) == [2, 6]  # step 2 of each epoch
+
+
+def test_steps_per_execution_trains_the_same_steps_with_checkpoints_between_calls(tmp_path):
+    flags = ["--epochs", 1, "--batch-size", 32, "--limit", 288, "--save-every", 4,
+             "--log-every", 2]  # 9 steps
+    single = train(*flags, "--out", tmp_path / "one")
+    grouped = train(*flags, "--steps-per-execution", 3, "--out", tmp_path / "three")
+    assert single.returncode == grouped.returncode == 0, grouped.stderr
+    # checkpoints, grids and logs at the end of the call that passed a multiple of their
+    # interval: steps 3, 6 and 9 (a mid-epoch one at 6; 9 is the epoch's end)
+    assert sorted(p.name for p in (tmp_path / "three").glob("1*.png")) == ["1-step6.png",
+                                                                          "1.png"]
+    assert sorted(tensorboard_events(tmp_path / "three" / "tensorboard")["steps/g_loss"]) == [
+        3, 6, 9]
+    # the same steps on the same data with the same draws, three to a call: the same run
+    assert_same_weights(*(run / "checkpoints" / "ckpt-0001.weights.h5"
+                          for run in (tmp_path / "one", tmp_path / "three")))
 
 
 def tensorboard_events(folder):
