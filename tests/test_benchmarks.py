@@ -79,3 +79,28 @@ def test_a_step_s_counted_flops_grow_with_the_batch_and_are_mostly_convolutions(
     # G's 3x3 conv at 28x28, 64 -> 64 channels, forward: 2 * 28 * 28 * 9 * 64 * 64 per image;
     # with its two gradients, three times that: the step counts at least that much
     assert per_image[1] > 3 * 2 * 28 * 28 * 9 * 64 * 64
+
+
+def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
+                          "--values", "1,2", "--steps", "2", "--rounds", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split("|")[1:4] for line in run.stdout.splitlines()
+            if line.startswith("| ") and line[2].isdigit()]
+    (one, ms_one, ratio_one), (two, ms_two, ratio_two) = rows
+    assert (one.strip(), two.strip(), ratio_one.strip()) == ("1", "2", "1.00x")
+    assert float(ratio_two.strip()[:-1]) == pytest.approx(float(ms_one) / float(ms_two),
+                                                          abs=0.02)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--values", "1,3", "--steps", "4"], "--steps 4 must be a multiple of every value"),
+    (["--values", "1,x"], "--values '1,x': give whole numbers"),
+    (["--values", "0,1"], "must be at least 1"),
+])
+def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags, message):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
+                          *flags], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and message in run.stderr
+    assert run.stderr.count("\n") == 1
