@@ -45,6 +45,12 @@ class Config:
     save_every: int = setting(1000, "a checkpoint and a grid every N steps of an epoch too "
                               "(0: at epoch ends only); --resume continues from that step",
                               at_least=0, at_most=FIELD_LIMIT)
+    eval_every: int = setting(0, "MNIST: every N epochs, evaluate.py's FID of 10,000 digits "
+                              "against the test set, on the bar and in TensorBoard (0: never)",
+                              at_least=0, at_most=FIELD_LIMIT)
+    eval_classifier: str = setting("visual/mnist_classifier.keras", "the classifier whose "
+                                   "features --eval-every measures in (trained there once "
+                                   "if missing, as evaluate.py's --classifier)")
     steps_per_execution: int = setting(1, "training steps per compiled call (Keras' "
                                        "steps_per_execution; fewer Python dispatches): an "
                                        "epoch is cut to a multiple of it, and checks, logs, "
@@ -241,6 +247,10 @@ def _check_data(config):
     if config.dataset and config.data:
         raise ConfigError(f"{flag('data')} and {flag('dataset')} both given: train on "
                           f"MNIST or on a folder, not both")
+    if config.dataset and config.eval_every:
+        raise ConfigError(f"{flag('eval_every')} {config.eval_every}: the FID is measured with "
+                          f"an MNIST classifier; a folder run has no such yardstick (use "
+                          f"pytorch-fid on `generate.py samples --png`)")
 
 
 def _check_recipe(config):

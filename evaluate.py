@@ -31,13 +31,15 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import stylegan  # noqa: E402
+from config import FIELDS  # noqa: E402
 from mnist_ds import DataError, load_mnist  # noqa: E402
 from utils import (ArgumentParser, UserError, add_generator_source, can_create_in,  # noqa: E402
                    check_fits_in_memory, first_line, load_generator, to_unit_range,
                    write_atomically, write_text_atomically)
 from visual import COARSE_SIZE, grid_crossover  # noqa: E402
 
-DEFAULT_CLASSIFIER = Path("visual/mnist_classifier.keras")
+DEFAULT_CLASSIFIER = Path(FIELDS["eval_classifier"].default)  # train.py's --eval-every's too
+SAMPLES = 10_000  # generated digits per FID
 FEATURES = "features"  # the classifier's 128-unit penultimate layer: the FID space
 
 
@@ -59,7 +61,14 @@ def build_classifier():
     ], name="mnist_classifier")
 
 
-def get_classifier(path, mnist, epochs=3, verbose=1):
+def check_classifier_path(path, flag="--classifier"):
+    classifier = Path(path)
+    if classifier.suffix != ".keras" or classifier.is_dir() or not can_create_in(classifier.parent):
+        raise UserError(f"{flag} {classifier}: give a .keras file name in a folder that "
+                        f"exists or can be made")
+
+
+def get_classifier(path, mnist, epochs=3, verbose=1, flag="--classifier"):
     """The cached classifier, or a new one trained on the train split and saved to `path`."""
     (x_train, y_train), (x_test, y_test) = mnist
     path = Path(path)
@@ -68,7 +77,7 @@ def get_classifier(path, mnist, epochs=3, verbose=1):
             classifier = keras.saving.load_model(path)
             feature_model(classifier)
         except Exception as error:  # damaged, or another model: Keras raises many kinds
-            raise UserError(f"--classifier {path} is not this project's MNIST classifier "
+            raise UserError(f"{flag} {path} is not this project's MNIST classifier "
                             f"({first_line(error)}): give another --classifier path (one that "
                             f"does not exist yet trains a new classifier there)") from None
     else:
@@ -244,7 +253,7 @@ class Evaluator:
                 for k in range(1, max(self.n_style, 2))}
 
 
-def evaluate(generator, classifier, mnist, samples=10000, pairs=2000, psi=1.0, seed=0,
+def evaluate(generator, classifier, mnist, samples=SAMPLES, pairs=2000, psi=1.0, seed=0,
              coarse_size=COARSE_SIZE):
     """Every measure, as a dict."""
     (x_train, _), (x_test, _) = mnist
@@ -311,7 +320,7 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     add_generator_source(p)
     p.add_argument("--data", help="mnist.npz (default: as train.py finds it)")
-    p.add_argument("--samples", type=int, default=10000, help="generated digits per FID")
+    p.add_argument("--samples", type=int, default=SAMPLES, help="generated digits per FID")
     p.add_argument("--pairs", type=int, default=2000, help="(z1, z2) pairs for attribution")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (1 = off)")
     p.add_argument("--seed", type=int, default=0)
@@ -345,10 +354,7 @@ def check_args(args):
     if out.exists() and not out.name.endswith(".eval.json"):
         raise UserError(f"--json {out} exists and is not an earlier result (*.eval.json): "
                         f"give a new file name, so nothing else is overwritten")
-    classifier = Path(args.classifier)
-    if classifier.suffix != ".keras" or classifier.is_dir() or not can_create_in(classifier.parent):
-        raise UserError(f"--classifier {classifier}: give a .keras file name in a folder that "
-                        f"exists or can be made")
+    check_classifier_path(args.classifier)
     return out
 
 

@@ -49,8 +49,8 @@ from stylegan import architecture, export_saved_model, make_gan  # noqa: E402
 from utils import (CHECKPOINT_DIR, LOCK_NAME, LOSS_KEYS, ArgumentParser,  # noqa: E402
                    CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
                    list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
-                   read_checkpoint, remove_temporary_files, save_checkpoint, write_atomically,
-                   write_folder_atomically, write_text_atomically)
+                   read_checkpoint, remove_temporary_files, save_checkpoint, to_unit_range,
+                   write_atomically, write_folder_atomically, write_text_atomically)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
@@ -320,6 +320,31 @@ def restore(model, checkpoint, data):
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
+class EpochFID:
+    """evaluate.py's FID for --eval-every: 10,000 single-latent digits of the sampling
+    generator against the MNIST test set, in the features of evaluate.py's classifier (loaded,
+    or trained once, before training starts; in float32, whatever the run's precision)."""
+
+    def __init__(self, config):
+        import evaluate
+
+        self.evaluate = evaluate
+        evaluate.check_classifier_path(config.eval_classifier, "--eval-classifier")
+        mnist = read_mnist_npz(config.data)
+        if any(part is None for part in (*mnist[0], *mnist[1])):
+            raise UserError(f"--eval-every needs y_train, x_test and y_test in {config.data}")
+        keras.mixed_precision.set_dtype_policy("float32")  # before the run sets its own
+        self.classifier, _ = evaluate.get_classifier(config.eval_classifier, mnist, verbose=0,
+                                                     flag="--eval-classifier")
+        self.test_features = evaluate.feature_model(self.classifier).predict(
+            to_unit_range(mnist[1][0][..., None]), 500, verbose=0)[0]
+
+    def __call__(self, generator):
+        digits = self.evaluate.Evaluator(generator, self.classifier)
+        images = digits.single_latent(self.evaluate.SAMPLES)
+        return float(self.evaluate.fid(digits.embed(images)[0], self.test_features))
+
+
 class RunKeeper(keras.callbacks.Callback):
     """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
     step end: a stop on the first non-finite loss, and every `save_every` steps a mid-epoch
@@ -329,7 +354,7 @@ class RunKeeper(keras.callbacks.Callback):
     once); a signal handler, not the KeyboardInterrupt exception, so no signal lands inside
     TensorFlow or half-way through a file."""
 
-    def __init__(self, out, config, steps_per_epoch, history=()):
+    def __init__(self, out, config, steps_per_epoch, history=(), fid=None):
         super().__init__()
         self.out, self.config, self.steps_per_epoch = out, config, steps_per_epoch
         self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
@@ -345,6 +370,7 @@ class RunKeeper(keras.callbacks.Callback):
                                         zero_noise=config.grid_noise == "zeros")
         self._previous_handlers = {}
         self.learning_rates = (config.d_lr, config.g_lr)
+        self.fid = fid  # an EpochFID, for --eval-every
         self.log = (TensorBoardLog(out / TENSORBOARD, config.log_every, steps_per_epoch,
                                    config.steps_per_execution) if config.log_every else None)
 
@@ -411,8 +437,11 @@ class RunKeeper(keras.callbacks.Callback):
         prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
         write_history(self.out / HISTORY, self.history)  # a copy of the checkpoint's
         grid = self.grids.save_grid(self.epoch)
+        fid = None
+        if self.fid and self.epoch % self.config.eval_every == 0:
+            fid = logs["fid"] = self.fid(self.model.sampling_generator)  # the bar shows it
         if self.log:
-            self.log.epoch(row, self.learning_rates, grid)
+            self.log.epoch(row, self.learning_rates, grid, fid)
 
     def save_mid_epoch(self):
         """A checkpoint of the epoch in progress at this step (resume goes on from it), which
@@ -460,10 +489,12 @@ class TensorBoardLog:
                 for key in LOSS_KEYS:
                     tf.summary.scalar(f"steps/{key}", float(logs[key]))
 
-    def epoch(self, row, learning_rates, grid):
+    def epoch(self, row, learning_rates, grid, fid=None):
         with self.writer.as_default(step=row["epoch"]):
             for key in LOSS_KEYS:
                 tf.summary.scalar(f"epoch/{key}", row[key])
+            if fid is not None:
+                tf.summary.scalar("epoch/fid", fid)
             for net, rate in zip("dg", learning_rates):
                 tf.summary.scalar(f"epoch/{net}_learning_rate", rate)
             self._image("mixing_grid", grid)
@@ -539,6 +570,7 @@ def train_in(out, args, data, resume_from):
     if config.fine_style_weight and config.batch_size < 2 * strategy.num_replicas_in_sync:
         raise UserError(f"--fine-style-weight pairs the images of a batch: give --batch-size "
                         f"{2 * strategy.num_replicas_in_sync} or more")
+    fid = EpochFID(config) if config.eval_every else None
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)
@@ -555,7 +587,7 @@ def train_in(out, args, data, resume_from):
     print_intro(config, data.n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
-    keeper = RunKeeper(out, config, steps, history)
+    keeper = RunKeeper(out, config, steps, history, fid)
     fit = lambda epoch, step: model.fit(
         data.batches(epoch, step), epochs=config.epochs, initial_epoch=epoch,
         steps_per_epoch=steps - step, callbacks=[keeper], shuffle=False, verbose=1)

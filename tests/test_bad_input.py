@@ -34,6 +34,12 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
     (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
     (["--fine-style-weight", 1, "--batch-size", 1], "pairs the images of a batch"),
+    (["--dataset", "nowhere", "--eval-every", 1], "the FID is measured with an MNIST classifier"),
+    (["--steps-per-execution", 5000], "--steps-per-execution must be in [1, 1024]"),
+    (["--steps-per-execution", 8, "--limit", 128, "--batch-size", 32],
+     "an epoch of 4 steps is shorter than --steps-per-execution 8"),
+    (["--eval-every", 1, "--eval-classifier", "clf.h5"], "--eval-classifier clf.h5: give a .keras"),
+    (["--save-every", -1], "--save-every must be in [0, 1048576]"),
     # data
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--dataset", "nowhere"], "nowhere is not a folder"),
@@ -50,6 +56,17 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch,
     assert message in stderr
     run = tmp_path / "run"  # no work done: nothing written (a lock file at most)
     assert not run.exists() or [p.name for p in run.iterdir()] in ([], [".lock"])
+
+
+def test_a_foreign_eval_classifier_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MNIST_PATH", str(SAMPLE))
+    foreign = tmp_path / "clf.keras"
+    foreign.write_bytes(b"not a model")
+    assert train_cli.main(["--eval-every", "1", "--eval-classifier", str(foreign), "--out",
+                           str(tmp_path / "run")]) == 2
+    stderr = capsys.readouterr().err
+    assert f"--eval-classifier {foreign} is not this project's MNIST classifier" in stderr
+    assert not list((tmp_path / "run").glob("*.png")) and foreign.read_bytes() == b"not a model"
 
 
 def test_a_data_file_that_is_not_an_npz_is_named(tmp_path, capsys):

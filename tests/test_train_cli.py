@@ -57,6 +57,17 @@ def test_steps_per_execution_trains_the_same_steps_with_checkpoints_between_call
                           for run in (tmp_path / "one", tmp_path / "three")))
 
 
+def test_eval_every_puts_the_fid_on_the_bar_and_in_tensorboard(tmp_path):
+    out, classifier = tmp_path / "run", tmp_path / "clf.keras"
+    run = train("--epochs", 2, "--limit", 128, "--eval-every", 2, "--eval-classifier",
+                classifier, "--out", out)
+    assert run.returncode == 0, run.stderr
+    assert classifier.is_file()  # trained once, on the run's data, and kept
+    fids = tensorboard_events(out / "tensorboard")["epoch/fid"]
+    assert list(fids) == [2] and 0 < fids[2] < 1000  # every 2nd epoch
+    assert run.stdout.count(" - fid: ") == 1 and f"fid: {fids[2]:.4f}" in run.stdout
+
+
 def tensorboard_events(folder):
     """{tag: {step: value}} of every event file in a TensorBoard folder (images: their size)."""
     import tensorflow as tf
