@@ -349,10 +349,11 @@ class RunKeeper(keras.callbacks.Callback):
     """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
     step end: a stop on the first non-finite loss, and every `save_every` steps a mid-epoch
     checkpoint and grid. At each completed epoch end, in this order: the checkpoint, the
-    history row, the grid. On Ctrl-C or SIGTERM (what a scheduler sends
-    before preemption): training stops at the end of the current step (a second signal stops at
-    once); a signal handler, not the KeyboardInterrupt exception, so no signal lands inside
-    TensorFlow or half-way through a file."""
+    history row, the grid (and with --eval-every the FID). On Ctrl-C or SIGTERM (what a
+    scheduler sends before preemption): training stops at the end of the current step (of the
+    current call, with --steps-per-execution), which save_interrupted keeps as a mid-epoch
+    checkpoint; a second signal stops at once. A signal handler, not the KeyboardInterrupt
+    exception, so no signal lands inside TensorFlow or half-way through a file."""
 
     def __init__(self, out, config, steps_per_epoch, history=(), fid=None):
         super().__init__()
