@@ -626,6 +626,19 @@ def _global_batch(batch_size):
     return batch_size * context.num_replicas_in_sync, slice(start, start + batch_size)
 
 
+def binary_crossentropy(labels, logits):
+    """The tutorial's `BinaryCrossentropy(from_logits=True)`: the batch's mean, in float32, to
+    the same digits. Not the Loss object: under tf.distribute it divides its value by the
+    replica count, which the step already does once for the gradients' sum (the loss would be
+    divided twice, and the logged losses halved on two GPUs)."""
+    return ops.mean(keras.losses.binary_crossentropy(
+        ops.cast(labels, "float32"), ops.cast(logits, "float32"), from_logits=True))
+
+
+def _multi_worker():
+    return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
+
+
 def _replicas():
     """Replicas training in sync (1 without tf.distribute): gradients are summed over them, so
     each replica's mean loss is divided by their number."""
@@ -738,7 +751,6 @@ class StyleGAN(keras.Model):
             scaled = {}
             wrap = lambda o: scaled.setdefault(id(o), keras.optimizers.LossScaleOptimizer(o))
             self.d_optimizer, self.g_optimizer = wrap(self.d_optimizer), wrap(self.g_optimizer)
-        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
         self.build_optimizers()  # now, not inside the compiled step (MirroredStrategy can't)
 
     def build_optimizers(self):
@@ -762,6 +774,11 @@ class StyleGAN(keras.Model):
     def metrics(self):
         # listed here, Keras resets them each epoch: the bar shows epoch means, not the last batch
         return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the networks and optimizers are built before fit. (Under a strategy
+        Keras 3 would take a batch and average it over the replicas here, which fails across
+        the workers of MultiWorkerMirroredStrategy: keras-team/keras#20585.)"""
 
     def running_losses(self):
         """The epoch's running mean losses as {name: [total, count]}: what a mid-epoch
@@ -829,7 +846,10 @@ class StyleGAN(keras.Model):
             self.update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _multi_worker():  # Keras 3 averages a log over workers along axis 0: give it one
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
 
     def d_step(self, real_images, fake_images):
         """The discriminator learns to tell real images from generated ones."""
@@ -879,13 +899,13 @@ class StyleGAN(keras.Model):
         else:  # apart, so BatchNorm and minibatch-std groups see fakes alone, as in G's step
             logits = ops.concatenate([self.d(real_images, training=True),
                                       self.d(fake_images, training=True)], axis=0)
-        return self.loss_fn(labels, logits)
+        return binary_crossentropy(labels, logits)
 
     def generator_loss(self, fake_logits):
         if self.config.loss == "wgan-gp":
             return -ops.mean(fake_logits)
         # non-saturating: label the fakes as real
-        return self.loss_fn(ops.ones_like(fake_logits), fake_logits)
+        return binary_crossentropy(ops.ones_like(fake_logits), fake_logits)
 
     def gradient_penalty(self, real_images, fake_images):
         """WGAN-GP (Gulrajani et al., 2017, eq. 3): (|grad D(x_hat)| - 1)^2 on random
@@ -934,6 +954,9 @@ class StyleGAN(keras.Model):
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""
         w_mean = ops.mean(ops.cast(w, "float32"), axis=(0, 1))
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:  # every replica's w
+            w_mean = context.all_reduce("MEAN", w_mean)
         w_avg = self.mapping.w_avg
         w_avg.assign(w_mean + self.config.w_avg_beta * (w_avg - w_mean))
 

@@ -33,7 +33,10 @@ import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import io  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -49,8 +52,9 @@ from stylegan import architecture, export_saved_model, make_gan  # noqa: E402
 from utils import (CHECKPOINT_DIR, LOCK_NAME, LOSS_KEYS, ArgumentParser,  # noqa: E402
                    CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
                    list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
-                   read_checkpoint, remove_temporary_files, save_checkpoint, to_unit_range,
-                   write_atomically, write_folder_atomically, write_text_atomically)
+                   load_generator, read_checkpoint, remove_temporary_files, save_checkpoint,
+                   to_unit_range, weights_digest, write_atomically, write_folder_atomically,
+                   write_text_atomically)
 from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
@@ -73,9 +77,11 @@ def parse_args(argv=None):
                    help="continue the run in --out from its newest good checkpoint; flags left "
                         "out come from the checkpoint")
     p.add_argument("--lr", type=float, help="Adam learning rate of both G and D")
-    p.add_argument("--strategy", choices=["none", "mirrored"], default="none",
+    p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over the visible GPUs (or "
-                        "the logical CPUs when there is none)")
+                        "the logical CPUs when there is none); multiworker: "
+                        "MultiWorkerMirroredStrategy over the machines of TF_CONFIG, one "
+                        "process each, worker 0 writing the run")
     p.add_argument("--jit", nargs="?", choices=["auto", "on", "off"], const="on",
                    default="auto", help="compile the step with XLA: on (--jit alone; float32 "
                                         "only), off, or auto (the default): on with GPUs in "
@@ -276,11 +282,37 @@ def load_training_data(config):
 
 def make_strategy(name):
     """MirroredStrategy over the GPUs, or over the logical CPUs where there is none (how
-    tests/test_folders.py runs it on two logical CPU devices); else the default strategy."""
+    tests/test_folders.py runs it on two logical CPU devices); MultiWorkerMirroredStrategy
+    over the workers of TF_CONFIG; else the default strategy."""
+    if name == "multiworker":
+        worker_index()  # checks TF_CONFIG first: TensorFlow's own errors are tracebacks
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name != "mirrored":
         return tf.distribute.get_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def worker_index():
+    """(this worker's index, the number of workers) from TF_CONFIG, the standard description
+    of a TensorFlow cluster: {"cluster": {"worker": ["host:port", ...]}, "task": {"type":
+    "worker", "index": i}}. Worker 0 is the chief."""
+    text = os.environ.get("TF_CONFIG", "")
+    try:
+        spec = json.loads(text)
+        workers, task = spec["cluster"]["worker"], spec["task"]
+        index = task["index"]
+        valid = (set(spec["cluster"]) == {"worker"} and task["type"] == "worker"
+                 and isinstance(workers, list) and workers and isinstance(index, int)
+                 and 0 <= index < len(workers))
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise UserError(f"--strategy multiworker needs TF_CONFIG as JSON like "
+                        f"'{{\"cluster\": {{\"worker\": [\"host0:port\", \"host1:port\"]}}, "
+                        f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}' (got "
+                        f"{text[:80]!r}): see --strategy multiworker in the README")
+    return index, len(workers)
 
 
 Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
@@ -534,6 +566,9 @@ def write_history(path, rows):
 def train(args):
     """Check everything, then train; returns the exit code. A fresh run's flags and data are
     checked before its folder is touched; a resumed run's come from the folder."""
+    strategy = make_strategy(args.strategy)  # MultiWorkerMirroredStrategy before any other op
+    if args.strategy == "multiworker" and worker_index()[0] > 0:
+        return train_as_worker(args, strategy)
     if args.resume:
         out, lock = open_run_folder(args.out, resume=True)
     else:
@@ -544,9 +579,28 @@ def train(args):
         if args.resume:
             resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
             data = load_training_data(resolve_config(args, resume_from.config))
-        return train_in(out, args, data, resume_from)
+        return train_in(out, strategy, args, data, resume_from)
     finally:
         lock.release()
+
+
+def train_as_worker(args, strategy):
+    """A worker other than the chief (worker 0) of --strategy multiworker: it trains in step
+    with the chief, runs the same code (every collective op must be met by every worker), and
+    keeps none of it: its files go to a temporary folder, removed at the end. With --resume it
+    reads the chief's newest checkpoint in --out, so --out must be a folder it can reach."""
+    index, count = worker_index()
+    resume_from = newest_good_checkpoint(Path(args.out) / CHECKPOINT_DIR) if args.resume else None
+    data = load_training_data(resolve_config(args, resume_from and resume_from.config))
+    print(f"Worker {index} of {count}: training in step with worker 0, which writes the run to "
+          f"{args.out}/.")
+    with tempfile.TemporaryDirectory(prefix="stylegan-worker-") as scratch:
+        code = train_in(Path(scratch), strategy, args, data, resume_from)
+        if code == 0:
+            generator = load_generator(model=Path(scratch) / "generator.keras")
+            print(f"Worker {index} done; its generator's weights digest (utils.weights_digest), "
+                  f"which worker 0's generator.keras shares: {weights_digest(generator)}")
+        return code
 
 
 def print_intro(config, n_images, steps, first_epoch, precision, out):
@@ -562,9 +616,8 @@ def print_intro(config, n_images, steps, first_epoch, precision, out):
           f"the time the epoch has left.")
 
 
-def train_in(out, args, data, resume_from):
+def train_in(out, strategy, args, data, resume_from):
     config, steps = data.config, data.steps
-    strategy = make_strategy(args.strategy)
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
                         f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
@@ -583,7 +636,7 @@ def train_in(out, args, data, resume_from):
               f"train; raise --epochs to train more.")
         return finish(model, out)
     if strategy.num_replicas_in_sync > 1:
-        print(f"MirroredStrategy: {strategy.num_replicas_in_sync} replicas, "
+        print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")
     print_intro(config, data.n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []

@@ -218,6 +218,15 @@ def weights_of(meta_path):
     return Path(meta_path).with_name(Path(meta_path).name[:-len(".json")] + ".weights.h5")
 
 
+def weights_digest(model):
+    """The first 16 hex digits of a SHA-256 over a model's weights, in order: two models with
+    the same digest hold the same weights."""
+    hasher = hashlib.sha256()
+    for variable in model.weights:
+        hasher.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+    return hasher.hexdigest()[:16]
+
+
 def non_finite_weight(model):
     """The path of the first weight holding a NaN or an infinity, or None."""
     for variable in model.weights:

@@ -1,0 +1,93 @@
+"""Training over several devices and machines: MirroredStrategy's losses, and two
+MultiWorkerMirroredStrategy workers on localhost (loopback ports only, bounded in time)."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+import train as train_cli
+import utils
+from conftest import ROOT, SAMPLE
+
+TWO_LOGICAL_CPUS = (
+    "import sys, tensorflow as tf\n"
+    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
+    " * 2)\n"
+    "sys.path.insert(0, sys.argv[1])\n")
+
+
+def test_the_gan_loss_is_not_divided_by_the_replicas_twice():
+    # Keras' Loss objects divide by the replica count under a strategy; the step divides once
+    script = TWO_LOGICAL_CPUS + (
+        "import stylegan\n"
+        "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
+        "loss = strategy.run(tf.function(lambda: stylegan.binary_crossentropy(\n"
+        "    tf.ones((4, 1)), tf.zeros((4, 1)))))\n"
+        "print([float(v) for v in strategy.experimental_local_results(loss)])\n")
+    run = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert np.allclose(json.loads(run.stdout.strip().splitlines()[-1]), [np.log(2)] * 2)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_workers(out, *flags):
+    ports = [free_port(), free_port()]
+    workers = []
+    for index in (0, 1):
+        tf_config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                     "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        workers.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), "--strategy", "multiworker", "--data",
+             str(SAMPLE), "--limit", "64", "--batch-size", "32", "--out", str(out),
+             *map(str, flags)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    try:
+        return [worker.communicate(timeout=300) + (worker.returncode,) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
+def test_two_workers_train_in_step_only_the_chief_writes_and_both_resume(tmp_path):
+    out = tmp_path / "run"
+    for flags in (["--epochs", 1], ["--epochs", 2, "--resume"]):
+        (_, chief_err, chief_code), (worker_out, worker_err, worker_code) = run_two_workers(
+            out, *flags)
+        assert chief_code == 0 and worker_code == 0, chief_err[-2000:] + worker_err[-2000:]
+        assert "Worker 1 of 2: training in step with worker 0" in worker_out
+        scratch = re.search(r"Output in (\S+)/:", worker_out)[1]
+        assert not os.path.exists(scratch)  # the worker's own files: gone
+        digest = re.search(r"generator.keras shares: (\w+)", worker_out)[1]
+        chief = utils.load_generator(model=out / "generator.keras")
+        assert utils.weights_digest(chief) == digest  # the same weights on both workers
+    assert "Epoch 2/2" in worker_out and "Epoch 1/2" not in worker_out  # resumed from the chief's
+    assert (out / "history.csv").read_text().count("\n") == 3  # header, epochs 1 and 2
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.json")) == ["ckpt-0001.json",
+                                                                             "ckpt-0002.json"]
+
+
+def test_a_missing_or_malformed_tf_config_is_one_line(tmp_path, capsys, monkeypatch):
+    for value in (None, "{}", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", '
+                              '"index": 3}}'):
+        if value is None:
+            monkeypatch.delenv("TF_CONFIG", raising=False)
+        else:
+            monkeypatch.setenv("TF_CONFIG", value)
+        assert train_cli.main(["--strategy", "multiworker", "--data", str(SAMPLE), "--out",
+                               str(tmp_path / "run")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --strategy multiworker needs TF_CONFIG") and \
+            err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
