@@ -82,3 +82,18 @@ def assert_same_weights(path_a, path_b):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+TWO_LOGICAL_CPUS = (
+    "import sys, numpy as np, tensorflow as tf\n"
+    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
+    " * 2)\n"
+    "sys.path.insert(0, sys.argv[1])\n")
+
+
+def run_on_two_logical_cpus(script, *args):
+    """`python -c script ROOT ARGS` in a process whose TensorFlow has two logical CPUs (what
+    MirroredStrategy's tests run on), with the project importable."""
+    return subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS + script, str(ROOT),
+                           *map(str, args)], capture_output=True, text=True, timeout=600)

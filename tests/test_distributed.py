@@ -11,26 +11,17 @@ import numpy as np
 
 import train as train_cli
 import utils
-from conftest import ROOT, SAMPLE
-
-TWO_LOGICAL_CPUS = (
-    "import sys, tensorflow as tf\n"
-    "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
-    " * 2)\n"
-    "sys.path.insert(0, sys.argv[1])\n")
-
+from conftest import ROOT, SAMPLE, run_on_two_logical_cpus
 
 def test_the_gan_loss_is_not_divided_by_the_replicas_twice():
     # Keras' Loss objects divide by the replica count under a strategy; the step divides once
-    script = TWO_LOGICAL_CPUS + (
+    script = (
         "import stylegan\n"
         "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
         "loss = strategy.run(tf.function(lambda: stylegan.binary_crossentropy(\n"
         "    tf.ones((4, 1)), tf.zeros((4, 1)))))\n"
         "print([float(v) for v in strategy.experimental_local_results(loss)])\n")
-    run = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
-                         text=True, timeout=300)
+    run = run_on_two_logical_cpus(script)
     assert run.returncode == 0, run.stderr[-2000:]
     assert np.allclose(json.loads(run.stdout.strip().splitlines()[-1]), [np.log(2)] * 2)
 

@@ -12,7 +12,7 @@ import stylegan
 import train as train_cli
 import visual
 from config import Config
-from conftest import ROOT
+from conftest import ROOT, run_on_two_logical_cpus
 
 SMALL = dict(image_size=32, latent_dim=8, w_dim=16, filters=8, max_filters=16)
 
@@ -124,18 +124,11 @@ def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys
 
 
 def test_mirrored_strategy_on_two_logical_cpus(image_folder, tmp_path):
-    script = (
-        "import sys, tensorflow as tf\n"
-        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
-        " * 2)\n"
-        "sys.path.insert(0, sys.argv[1]); import train\n"
-        "sys.exit(train.main(sys.argv[2:]))\n")
-    run = subprocess.run(
-        [sys.executable, "-c", script, str(ROOT), "--dataset", str(image_folder),
-         "--image-size", "32", "--filters", "8", "--max-filters", "16", "--latent-dim", "8",
-         "--batch-size", "8", "--epochs", "1", "--strategy", "mirrored", "--out",
-         str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    run = run_on_two_logical_cpus(
+        "import train\nsys.exit(train.main(sys.argv[2:]))\n", "--dataset", image_folder,
+        "--image-size", "32", "--filters", "8", "--max-filters", "16", "--latent-dim", "8",
+        "--batch-size", "8", "--epochs", "1", "--strategy", "mirrored", "--out",
+        tmp_path / "run")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2 replicas" in run.stdout
     assert (tmp_path / "run" / "checkpoints" / "ckpt-0001.json").is_file()
@@ -159,19 +152,14 @@ def test_generate_py_works_on_a_colour_generator(tmp_path, command, out):
 
 def test_each_replica_draws_its_own_share_of_z(tmp_path):
     script = (
-        "import sys, numpy as np, tensorflow as tf\n"
-        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
-        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()]"
-        " * 2)\n"
-        "sys.path.insert(0, sys.argv[1]); import stylegan, config\n"
+        "import stylegan, config\n"
         "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
         "with strategy.scope():\n"
         "    model = stylegan.make_gan(config.Config(latent_dim=8, w_dim=16, filters=8))\n"
         "draw = tf.function(lambda: strategy.run(lambda: model.draw_inputs(4)[0]))\n"
         "a, b = [np.asarray(t) for t in draw().values]\n"
         "print('same' if np.allclose(a, b) else 'different', a.shape)\n")
-    run = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True,
-                         text=True, timeout=300)
+    run = run_on_two_logical_cpus(script)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split("\n")[-2] == "different (4, 3, 8)"
 
