@@ -78,7 +78,7 @@ def get_classifier(path, mnist, epochs=3, verbose=1, flag="--classifier"):
             feature_model(classifier)
         except Exception as error:  # damaged, or another model: Keras raises many kinds
             raise UserError(f"{flag} {path} is not this project's MNIST classifier "
-                            f"({first_line(error)}): give another --classifier path (one that "
+                            f"({first_line(error)}): give another {flag} path (one that "
                             f"does not exist yet trains a new classifier there)") from None
     else:
         print(f"Training the MNIST classifier once ({len(x_train):,} digits, {epochs} epochs); "

@@ -627,8 +627,8 @@ def _global_batch(batch_size):
 
 
 def binary_crossentropy(labels, logits):
-    """The tutorial's `BinaryCrossentropy(from_logits=True)`: the batch's mean, in float32, to
-    the same digits. Not the Loss object: under tf.distribute it divides its value by the
+    """The tutorial's `BinaryCrossentropy(from_logits=True)`: the batch's mean, in float32,
+    bit-identical on one device. Not the Loss object: under tf.distribute it divides its value by the
     replica count, which the step already does once for the gradients' sum (the loss would be
     divided twice, and the logged losses halved on two GPUs)."""
     return ops.mean(keras.losses.binary_crossentropy(

@@ -319,15 +319,38 @@ Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
 
 
 def newest_good_checkpoint(ckpt_dir):
-    """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks; a
-    damaged newer one is named and skipped."""
+    """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks and
+    continues the good one before it; a damaged or foreign newer one is named and skipped."""
+    newest = None
     for meta_path in reversed(list_checkpoints(ckpt_dir, with_weights=False)):
         try:
-            return Checkpoint(meta_path, *read_checkpoint(meta_path))
+            checkpoint = Checkpoint(meta_path, *read_checkpoint(meta_path))
         except CheckpointError as error:
             print(f"warning: {error}; trying the checkpoint before it", file=sys.stderr)
+            continue
+        foreign = newest and not_continued(newest, checkpoint)
+        if newest and not foreign:
+            return newest
+        if foreign:
+            print(f"warning: checkpoint {newest.path} does not continue the run of "
+                  f"{checkpoint.path.name} ({foreign}); trying the checkpoint before it",
+                  file=sys.stderr)
+        newest = checkpoint
+    if newest:
+        return newest
     raise UserError(f"--resume: no usable checkpoint in {ckpt_dir}: start without --resume, "
                     f"or point --out at the folder of the run to continue")
+
+
+def not_continued(newer, older):
+    """What shows that checkpoint `newer` is not of the run that wrote `older` (a setting
+    marked fixed, or the loss history), or None."""
+    for name, field in FIELDS.items():
+        if field.metadata["fixed"] and getattr(newer.config, name) != getattr(older.config, name):
+            return f"its {name} differs"
+    if newer.meta["history"][:len(older.meta["history"])] != older.meta["history"]:
+        return "its loss history differs"
+    return None
 
 
 def restore(model, checkpoint, data):
@@ -336,15 +359,16 @@ def restore(model, checkpoint, data):
     meta, saved = checkpoint.meta, checkpoint.config
     load_checkpoint(model, checkpoint.path, meta)
     epoch, step = meta["epoch"], meta["step"]
-    same_steps = lambda c: (c.batch_size, c.shuffle_buffer, c.steps_per_execution)
-    same_batches = same_steps(saved) == same_steps(data.config)
+    batching = lambda c: (c.batch_size, c.shuffle_buffer, c.steps_per_execution)
+    same_steps = batching(saved) == batching(data.config) and step < data.steps
     print(f"Resuming from {checkpoint.path.name}: {epoch} epochs done"
           + (f", and {step} steps of epoch {epoch + 1}" if step else "")
           + (f" (the weights of an interrupted epoch {epoch + 1}, trained again from its start)"
              if meta.get("interrupted") else "") + ".")
-    if step and not same_batches:
-        print(f"--batch-size, --shuffle-buffer or --steps-per-execution changed: epoch "
-              f"{epoch + 1} is trained again from its start, so that it sees every image once.")
+    if step and not same_steps:
+        print(f"--batch-size, --shuffle-buffer, --steps-per-execution or the data changed, so "
+              f"step {step} now means other images: epoch {epoch + 1} is trained again from its "
+              f"start (from the weights saved at that step), to see every image once.")
         return epoch, 0
     return epoch, step
 
@@ -354,8 +378,8 @@ def restore(model, checkpoint, data):
 # ---------------------------------------------------------------------------------------------
 class EpochFID:
     """evaluate.py's FID for --eval-every: 10,000 single-latent digits of the sampling
-    generator against the MNIST test set, in the features of evaluate.py's classifier (loaded,
-    or trained once, before training starts; in float32, whatever the run's precision)."""
+    generator against the MNIST test set, in the features of evaluate.py's classifier (a
+    float32 model, loaded or trained once before training starts)."""
 
     def __init__(self, config):
         import evaluate
@@ -365,9 +389,13 @@ class EpochFID:
         mnist = read_mnist_npz(config.data)
         if any(part is None for part in (*mnist[0], *mnist[1])):
             raise UserError(f"--eval-every needs y_train, x_test and y_test in {config.data}")
-        keras.mixed_precision.set_dtype_policy("float32")  # before the run sets its own
-        self.classifier, _ = evaluate.get_classifier(config.eval_classifier, mnist, verbose=0,
-                                                     flag="--eval-classifier")
+        run_policy = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy("float32")  # the classifier's, as evaluate.py's
+        try:
+            self.classifier, _ = evaluate.get_classifier(config.eval_classifier, mnist,
+                                                         verbose=0, flag="--eval-classifier")
+        finally:
+            keras.mixed_precision.set_dtype_policy(run_policy)
         self.test_features = evaluate.feature_model(self.classifier).predict(
             to_unit_range(mnist[1][0][..., None]), 500, verbose=0)[0]
 
@@ -461,13 +489,13 @@ class RunKeeper(keras.callbacks.Callback):
             return  # cut short: no checkpoint, row or grid of it
         row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
         try:
-            save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
-                            [*self.history, row])
+            saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
+                                [*self.history, row])
         except NonFiniteWeights:
             return self.diverge()
         self.history.append(row)
         self.completed = self.epoch
-        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep, saved)
         write_history(self.out / HISTORY, self.history)  # a copy of the checkpoint's
         grid = self.grids.save_grid(self.epoch)
         fid = None
@@ -484,7 +512,7 @@ class RunKeeper(keras.callbacks.Callback):
                                     self.history, step=self.step)
         except NonFiniteWeights:
             return self.diverge()
-        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep)
+        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep, saved)
         grid = self.grids.save_grid(f"{self.epoch}-step{self.step}")
         self.mid_epoch = ((self.epoch, self.step), saved, grid)
         if self.log:
@@ -624,7 +652,6 @@ def train_in(out, strategy, args, data, resume_from):
     if config.fine_style_weight and config.batch_size < 2 * strategy.num_replicas_in_sync:
         raise UserError(f"--fine-style-weight pairs the images of a batch: give --batch-size "
                         f"{2 * strategy.num_replicas_in_sync} or more")
-    fid = EpochFID(config) if config.eval_every else None
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)
@@ -632,9 +659,11 @@ def train_in(out, strategy, args, data, resume_from):
         model = make_gan(config, jit_compile=use_xla(args.jit, precision))
         first_epoch, first_step = restore(model, resume_from, data) if resume_from else (0, 0)
     if first_epoch >= config.epochs:
-        print(f"Already trained {first_epoch} epochs (--epochs {config.epochs}): nothing to "
-              f"train; raise --epochs to train more.")
+        done = f" and {first_step} steps of epoch {first_epoch + 1}" if first_step else ""
+        print(f"Already trained {first_epoch} epochs{done} (--epochs {config.epochs}): nothing "
+              f"to train; the exports hold these weights. Raise --epochs to train more.")
         return finish(model, out)
+    fid = EpochFID(config) if config.eval_every else None
     if strategy.num_replicas_in_sync > 1:
         print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")

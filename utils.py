@@ -208,8 +208,8 @@ def checkpoint_json(ckpt_dir, epoch, step=0):
 
 
 def checkpoint_position(meta_path):
-    """(epochs completed, steps done of the next epoch, from format 3's `-interrupted`) as its
-    name says, or None for a name that is not a checkpoint's: in the order they were written."""
+    """(epochs completed, steps done of the next epoch, whether it is format 3's
+    `-interrupted`) as its name says, or None for a name that is not a checkpoint's."""
     match = CHECKPOINT_NAME.fullmatch(Path(meta_path).name)
     return match and (int(match[1]), int(match[2] or 0), bool(match[3]))
 
@@ -276,9 +276,9 @@ def digest(meta, weights):
 def list_checkpoints(ckpt_dir, with_weights=True):
     """Every checkpoint json (with its weights beside it, unless with_weights=False), oldest
     first (a mid-epoch one after the completed checkpoint it started from)."""
-    found = [(checkpoint_position(path), path) for path in Path(ckpt_dir).glob("ckpt-*.json")]
-    return [path for position, path in sorted(found)
-            if position and (weights_of(path).is_file() or not with_weights)]
+    found = [(checkpoint_position(path), path) for path in Path(ckpt_dir).glob("ckpt-*.json")
+             if weights_of(path).is_file() or not with_weights]
+    return [path for position, path in sorted(found) if position]
 
 
 def read_checkpoint(meta_path):
@@ -326,8 +326,9 @@ def _check_fields(meta):
     states = meta["rng_state"] if meta["format"] >= 4 else [meta["rng_state"]]
     if not (is_int(meta["epoch"]) and isinstance(states, list) and all(map(pair, states))
             and is_int(meta["step"]) and meta["step"] >= 0
-            and (losses is None if meta["step"] == 0 else isinstance(losses, dict) and
-                 sorted(losses) == sorted(LOSS_KEYS) and all(map(sums, losses.values())))
+            and (losses is None if meta["step"] == 0 else (
+                isinstance(losses, dict) and sorted(losses) == sorted(LOSS_KEYS)
+                and all(map(sums, losses.values()))))
             and [row.get("epoch") for row in rows] == list(range(1, meta["epoch"] + 1))
             and all(math.isfinite(row.get(key, 0.0)) for row in rows for key in LOSS_KEYS)):
         raise ValueError("epoch, step, running_losses, rng_state or history malformed")
@@ -382,13 +383,15 @@ def seed_states(model):
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
-def prune_checkpoints(ckpt_dir, keep):
-    """Keep the newest `keep` checkpoints of completed epochs, and one from mid-epoch only while
-    it is the newest of all."""
+def prune_checkpoints(ckpt_dir, keep, written):
+    """After checkpoint `written`: keep the newest `keep` checkpoints of completed epochs, and
+    of the mid-epoch ones only `written` itself (a mid-epoch one is superseded by the next
+    checkpoint of any kind; going by names alone would misjudge a resumed epoch trained again
+    at another batch size)."""
     checkpoints = list_checkpoints(ckpt_dir)
     mid_epoch = lambda path: checkpoint_position(path)[1:] != (0, False)
     completed = [p for p in checkpoints if not mid_epoch(p)]
-    stale = [p for p in checkpoints[:-1] if mid_epoch(p)]
+    stale = [p for p in checkpoints if mid_epoch(p) and p != Path(written)]
     for meta_path in completed[:-keep] + stale:
         meta_path.unlink(missing_ok=True)  # the json first: without it the weights are unused
         weights_of(meta_path).unlink(missing_ok=True)

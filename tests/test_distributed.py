@@ -82,3 +82,11 @@ def test_a_missing_or_malformed_tf_config_is_one_line(tmp_path, capsys, monkeypa
         assert err.startswith("error: --strategy multiworker needs TF_CONFIG") and \
             err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_keras_method_the_gan_overrides_for_multiworker_still_exists():
+    # StyleGAN._maybe_symbolic_build skips a step of Keras' fit that fails across workers; if
+    # Keras renamed it, the override would silently stop applying
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    assert callable(getattr(TensorFlowTrainer, "_maybe_symbolic_build", None))

@@ -308,15 +308,17 @@ def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
     rows = []
     for epoch in range(1, 5):
         rows.append({"epoch": epoch})
-        utils.save_checkpoint(tiny_model, tmp_path, epoch, rows)
-        utils.prune_checkpoints(tmp_path, keep=2)
+        utils.prune_checkpoints(tmp_path, 2, utils.save_checkpoint(tiny_model, tmp_path, epoch,
+                                                                   rows))
     names = lambda: [p.name for p in utils.list_checkpoints(tmp_path)]
-    for step in (10, 200):  # in epoch 5
-        utils.save_checkpoint(tiny_model, tmp_path, 4, rows, step=step)
-        utils.prune_checkpoints(tmp_path, keep=2)
-    assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-step000200.json"]
-    utils.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
-    utils.prune_checkpoints(tmp_path, keep=2)
+    for stray in ("ckpt-12.json", "ckpt-0003 (copy).json"):  # not named as checkpoints are
+        (tmp_path / stray).write_text("{}")
+    for step in (200, 10):  # in epoch 5, the second after a resume at a larger batch size
+        saved = utils.save_checkpoint(tiny_model, tmp_path, 4, rows, step=step)
+        utils.prune_checkpoints(tmp_path, 2, saved)
+    assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-step000010.json"]
+    saved = utils.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
+    utils.prune_checkpoints(tmp_path, 2, saved)
     assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the mid-epoch one superseded
     assert len(list(tmp_path.glob("*.weights.h5"))) == 2
 
@@ -388,6 +390,22 @@ def test_a_mid_epoch_resume_with_another_batch_size_trains_the_epoch_from_its_st
         None, 10, 100, dataclasses.replace(checkpoint.config, **changed))
     assert train_cli.restore(tiny_model, checkpoint, data()) == (1, 2)
     assert "1 epochs done, and 2 steps of epoch 2." in capsys.readouterr().out
-    for changed in ({"batch_size": 7}, {"shuffle_buffer": 0}):
+    for changed in ({"batch_size": 7}, {"shuffle_buffer": 0}, {"steps_per_execution": 2}):
         assert train_cli.restore(tiny_model, checkpoint, data(**changed)) == (1, 0)
         assert "epoch 2 is trained again from its start" in capsys.readouterr().out
+    fewer_steps = train_cli.TrainingData(None, 2, 100, checkpoint.config)  # the data shrank
+    assert train_cli.restore(tiny_model, checkpoint, fewer_steps) == (1, 0)
+
+
+def test_a_checkpoint_of_another_run_is_named_and_skipped(tmp_path, capsys):
+    from conftest import tiny_gan
+
+    ours = utils.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}])
+    utils.save_checkpoint(tiny_gan(seed=1), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}], step=6)
+    assert train_cli.newest_good_checkpoint(tmp_path).path == ours
+    err = capsys.readouterr().err
+    assert "ckpt-0001-step000006.json does not continue the run of ckpt-0001.json (its seed " \
+           "differs)" in err
+    utils.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.7}], step=6)
+    assert train_cli.newest_good_checkpoint(tmp_path).path == ours  # another history
+    assert "(its loss history differs)" in capsys.readouterr().err

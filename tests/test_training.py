@@ -159,8 +159,8 @@ def test_a_format_3_interrupted_checkpoint_resumes_its_epoch_from_the_start(tiny
     utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     names = [p.name for p in utils.list_checkpoints(tmp_path)]
     assert names == ["ckpt-0001.json", "ckpt-0001-interrupted.json"]  # written after it
-    utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
-    utils.prune_checkpoints(tmp_path, keep=3)
+    saved = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
+    utils.prune_checkpoints(tmp_path, 3, saved)
     assert [p.name for p in utils.list_checkpoints(tmp_path)] == ["ckpt-0001.json",
                                                                   "ckpt-0001-step000002.json"]
 
