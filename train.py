@@ -671,16 +671,29 @@ def train_in(out, strategy, args, data, resume_from):
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
     keeper = RunKeeper(out, config, steps, history, fid)
-    fit = lambda epoch, step: model.fit(
-        data.batches(epoch, step), epochs=config.epochs, initial_epoch=epoch,
-        steps_per_epoch=steps - step, callbacks=[keeper], shuffle=False, verbose=1)
-    if first_step:  # Keras runs the same steps each epoch: the rest of this one, alone, first
-        print(f"Epoch {first_epoch + 1} goes on from step {first_step + 1} of {steps}.")
+    if first_step:
         keeper.go_on_from(first_step, resume_from.meta["running_losses"])
+    run_fits(model, keeper, data, first_epoch, first_step)
+    return report_stop(keeper) or finish(model, out)
+
+
+def run_fits(model, keeper, data, first_epoch, first_step):
+    """model.fit from that step of that epoch to the last epoch. Keras runs the same steps in
+    every epoch of a fit, so the rest of a resumed epoch is a fit of its own, first."""
+    fit = lambda epoch, step: model.fit(
+        data.batches(epoch, step), epochs=data.config.epochs, initial_epoch=epoch,
+        steps_per_epoch=data.steps - step, callbacks=[keeper], shuffle=False, verbose=1)
+    if first_step:
+        print(f"Epoch {first_epoch + 1} goes on from step {first_step + 1} of {data.steps}.")
         fit(first_epoch, first_step)
         first_epoch += 1
-    if first_epoch < config.epochs and not (keeper.signal or keeper.diverged_at):
+    if first_epoch < data.config.epochs and not (keeper.signal or keeper.diverged_at):
         fit(first_epoch, 0)
+
+
+def report_stop(keeper):
+    """For a run that diverged or was stopped by a signal: its message and exit code (None for
+    a run that trained to its end)."""
     if keeper.diverged_at:
         epoch, step = keeper.diverged_at
         advice = ("the checkpoints of completed epochs are kept: lower --lr and --resume"
@@ -695,7 +708,7 @@ def train_in(out, strategy, args, data, resume_from):
               + (f", and {saved}" if saved else "") + "; continue with --resume.",
               file=sys.stderr)
         return EXIT_CODES[keeper.signal]
-    return finish(model, out)
+    return None
 
 
 def finish(model, out):
