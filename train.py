@@ -405,6 +405,9 @@ class EpochFID:
         return float(self.evaluate.fid(digits.embed(images)[0], self.test_features))
 
 
+MidEpoch = collections.namedtuple("MidEpoch", "epoch step checkpoint grid")
+
+
 class RunKeeper(keras.callbacks.Callback):
     """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
     step end: a stop on the first non-finite loss, and every `save_every` steps a mid-epoch
@@ -421,7 +424,7 @@ class RunKeeper(keras.callbacks.Callback):
         self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
         self.first_step = 0  # the epoch's steps done before this fit (Keras counts from 0)
         self.go_on = None  # (step, running losses) a resumed epoch goes on from
-        self.mid_epoch = None  # ((epoch, step), checkpoint, grid) of the last mid-epoch save
+        self.mid_epoch = None  # the last mid-epoch save, a MidEpoch
         self.history = list(history)  # one row per completed epoch, kept in every checkpoint
         self.completed = len(self.history)  # epochs completed and saved
         self.signal = self.diverged_at = None
@@ -514,7 +517,7 @@ class RunKeeper(keras.callbacks.Callback):
             return self.diverge()
         prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep, saved)
         grid = self.grids.save_grid(f"{self.epoch}-step{self.step}")
-        self.mid_epoch = ((self.epoch, self.step), saved, grid)
+        self.mid_epoch = MidEpoch(self.epoch, self.step, saved, grid)
         if self.log:
             self.log.grid(self.epoch, self.step, grid)
 
@@ -523,12 +526,12 @@ class RunKeeper(keras.callbacks.Callback):
         (saved now unless --save-every just did). Returns what is saved, or None."""
         if self.completed == self.epoch or self.diverged_at or self.step == self.first_step:
             return None  # nothing trained since the last checkpoint
-        if not self.mid_epoch or self.mid_epoch[0] != (self.epoch, self.step):
+        if not self.mid_epoch or self.mid_epoch[:2] != (self.epoch, self.step):
             self.save_mid_epoch()
         if self.diverged_at:
             return None
-        _, saved, grid = self.mid_epoch
-        return f"the weights at that step as {saved.name} and the grid {grid.name}"
+        return (f"the weights at that step as {self.mid_epoch.checkpoint.name} and the grid "
+                f"{self.mid_epoch.grid.name}")
 
 
 class TensorBoardLog:
