@@ -757,8 +757,19 @@ def main(argv=None):
               file=sys.stderr)
         return 1
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        put_back(previous)
+
+
+def put_back(handlers):
+    """Put back the signal handlers main() replaced. A signal that lands while it does so finds
+    stop_now still there; the run is over by then, so it is dropped, not a traceback."""
+    while True:
+        try:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            return
+        except Stopped:
+            continue
 
 
 if __name__ == "__main__":

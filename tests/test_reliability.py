@@ -409,3 +409,19 @@ def test_a_checkpoint_of_another_run_is_named_and_skipped(tmp_path, capsys):
     utils.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.7}], step=6)
     assert train_cli.newest_good_checkpoint(tmp_path).path == ours  # another history
     assert "(its loss history differs)" in capsys.readouterr().err
+
+
+def test_a_signal_while_main_puts_its_handlers_back_is_dropped(monkeypatch):
+    real, calls = signal.signal, []
+
+    def interrupted_once(signum, handler):  # as stop_now raises when a signal lands mid-loop
+        calls.append(signum)
+        if len(calls) == 1:
+            raise train_cli.Stopped(signal.SIGTERM)
+        return real(signum, handler)
+
+    handlers = {signum: signal.getsignal(signum) for signum in train_cli.EXIT_CODES}
+    monkeypatch.setattr(signal, "signal", interrupted_once)
+    train_cli.put_back(handlers)  # no Stopped escapes: the finished run keeps its exit code
+    assert len(calls) == len(handlers) + 1
+    assert all(signal.getsignal(signum) == handler for signum, handler in handlers.items())
