@@ -547,7 +547,7 @@ class TensorBoardLog:
         self.steps_per_call = steps_per_call
 
     def step(self, epoch, step, logs):
-        global_step = (epoch - 1) * self.steps_per_epoch + step
+        global_step = self.global_step(epoch, step)
         if reached_multiple(global_step, self.every, self.steps_per_call):
             with self.writer.as_default(step=global_step):
                 for key in LOSS_KEYS:
@@ -566,9 +566,13 @@ class TensorBoardLog:
 
     def grid(self, epoch, step, grid):
         """A mid-epoch checkpoint's grid, on the steps' axis."""
-        with self.writer.as_default(step=(epoch - 1) * self.steps_per_epoch + step):
+        with self.writer.as_default(step=self.global_step(epoch, step)):
             self._image("steps/mixing_grid", grid)
         self.writer.flush()
+
+    def global_step(self, epoch, step):
+        """Steps from the run's first: the axis of the step curves and the mid-epoch grids."""
+        return (epoch - 1) * self.steps_per_epoch + step
 
     @staticmethod
     def _image(tag, png):
