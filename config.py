@@ -158,6 +158,12 @@ class Config:
                                       "of a row's", at_least=0.0, at_most=1e6)
     fine_style_every: int = setting(4, "the fine-style penalty on every N-th G step only",
                                     at_least=1, at_most=FIELD_LIMIT)
+    hand_weight: float = setting(0.0, "weight of a penalty where a grid column's mix (a "
+                                 "sample's coarse slots, another's fine ones) has a stroke "
+                                 "width other than the fine source's: (width(mix) - "
+                                 "width(fine source))^2; 0: off", at_least=0.0, at_most=1e6)
+    hand_every: int = setting(4, "the hand penalty on every N-th G step only", at_least=1,
+                              at_most=FIELD_LIMIT)
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
                                       "inference mode)")
     # -- the optimizers: Adam for D and for G
@@ -267,16 +273,23 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
                           f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
                           f"--no-shared-optimizer")
-    if config.fine_style_weight and config.batch_size < 2:
-        raise ConfigError(f"{flag('fine_style_weight')} {config.fine_style_weight}: the penalty "
-                          f"pairs the images of a batch: give --batch-size 2 or more")
-    if config.shared_optimizer and config.fine_style_weight:
-        raise ConfigError(f"{flag('fine_style_weight')} {config.fine_style_weight}: the lazy "
-                          f"penalty counts G's own updates, but G and D share one optimizer: "
-                          f"give --fine-style-weight 0 or --no-shared-optimizer")
+    for weight in pair_penalties(config):
+        value = getattr(config, weight)
+        if config.batch_size < 2:
+            raise ConfigError(f"{flag(weight)} {value}: the penalty pairs the images of a "
+                              f"batch: give --batch-size 2 or more")
+        if config.shared_optimizer:
+            raise ConfigError(f"{flag(weight)} {value}: the lazy penalty counts G's own "
+                              f"updates, but G and D share one optimizer: give {flag(weight)} "
+                              f"0 or --no-shared-optimizer")
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
                           f"images with one D update; use --step same_fakes or d_first")
+
+
+def pair_penalties(config):
+    """The weights of the penalties that are on and pair a batch's samples (a, b)."""
+    return [weight for weight in ("fine_style_weight", "hand_weight") if getattr(config, weight)]
 
 
 def to_dict(config):

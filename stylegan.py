@@ -635,6 +635,21 @@ def binary_crossentropy(labels, logits):
         ops.cast(labels, "float32"), ops.cast(logits, "float32"), from_logits=True))
 
 
+INK_SHARPNESS = 10.0  # soft ink: a pixel at +-0.3 (of [-1, 1]) is 95% ink or paper
+
+
+def soft_stroke_width(images, sharpness=INK_SHARPNESS):
+    """evaluate.hand's stroke width, made differentiable for a loss: twice the ink's area over
+    its perimeter, with ink = sigmoid(sharpness * pixel) for the hard "pixel > 0" and the
+    perimeter the summed change of ink between neighbours (the image's border counts as
+    paper). images [n, H, W, 1] in [-1, 1]; one width per image, float32."""
+    ink = ops.sigmoid(sharpness * ops.cast(images[..., 0], "float32"))
+    padded = ops.pad(ink, ((0, 0), (1, 1), (1, 1)))
+    perimeter = (ops.sum(ops.abs(padded[:, 1:] - padded[:, :-1]), axis=(1, 2)) +
+                 ops.sum(ops.abs(padded[:, :, 1:] - padded[:, :, :-1]), axis=(1, 2)))
+    return 2.0 * ops.sum(ink, axis=(1, 2)) / (perimeter + 1e-3)
+
+
 def _multi_worker():
     return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -878,6 +893,8 @@ class StyleGAN(keras.Model):
             g_loss = self.generator_loss(logits)
             penalty = (self.lazy_fine_style(w, images, noise)
                        if self.config.fine_style_weight else 0.0)
+            if self.config.hand_weight:
+                penalty += self.lazy_hand(w, images, noise)
             scaled_loss = self.g_optimizer.scale_loss((g_loss + penalty) / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
@@ -949,6 +966,26 @@ class StyleGAN(keras.Model):
             short = ops.relu(c.fine_style_ratio - column / (row + 1e-3))
             return c.fine_style_weight * c.fine_style_every * ops.mean(short)
         due = self.g_optimizer.iterations % c.fine_style_every == 0
+        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+
+    def lazy_hand(self, w, images, noise):
+        """A penalty where a grid column does not give its hand (the issue "Mixing that means
+        'this digit, in that hand'"). For pairs of this batch's samples (a, b): the mix of a's
+        coarse slots (before self.grid_split) and b's fine ones should have b's stroke width,
+        as evaluate.hand measures it; the squared difference, b's width held fixed, so only the
+        mix moves. Width alone: a column that gives only to_image's style, a per-pixel
+        conv, can thicken or thin a stroke but not lean it. Lazy, as R1: on every
+        hand_every-th G step, weighted by it."""
+        c, k = self.config, self.grid_split
+
+        def penalty():
+            half = ops.shape(w)[0] // 2
+            w_mix = ops.concatenate([w[:half, :k], w[half: 2 * half, k:]], axis=1)
+            mixed = ops.cast(self.synthesis([w_mix, noise[:half]], training=True), "float32")
+            fine_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
+            miss = ops.square(soft_stroke_width(mixed) - fine_width)
+            return c.hand_weight * c.hand_every * ops.mean(miss)
+        due = self.g_optimizer.iterations % c.hand_every == 0
         return tf.cond(due, penalty, lambda: tf.constant(0.0))
 
     def update_w_avg(self, w):

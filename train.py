@@ -656,9 +656,10 @@ def train_in(out, strategy, args, data, resume_from):
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
                         f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
-    if config.fine_style_weight and config.batch_size < 2 * strategy.num_replicas_in_sync:
-        raise UserError(f"--fine-style-weight pairs the images of a batch: give --batch-size "
-                        f"{2 * strategy.num_replicas_in_sync} or more")
+    for weight in config_lib.pair_penalties(config):
+        if config.batch_size < 2 * strategy.num_replicas_in_sync:
+            raise UserError(f"{config_lib.flag(weight)} pairs the images of a batch: give "
+                            f"--batch-size {2 * strategy.num_replicas_in_sync} or more")
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)

@@ -34,6 +34,7 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
     (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
     (["--fine-style-weight", 1, "--batch-size", 1], "pairs the images of a batch"),
+    (["--hand-weight", 1, "--preset", "tutorial"], "give --hand-weight 0 or --no-shared-opt"),
     (["--dataset", "nowhere", "--eval-every", 1], "the FID is measured with an MNIST classifier"),
     (["--steps-per-execution", 5000], "--steps-per-execution must be in [1, 1024]"),
     (["--steps-per-execution", 8, "--limit", 128, "--batch-size", 32],

@@ -206,10 +206,39 @@ def test_the_fine_style_penalty_is_the_shortfall_of_a_column_s_change_against_a_
     assert float(model.lazy_fine_style(w, images, noise)) == 0.0
 
 
-def test_the_fine_style_penalty_reaches_g_s_update_and_not_d_s():
-    settings = dict(fine_style_every=1, fine_style_ratio=10.0, shared_optimizer=False,
+def test_the_soft_stroke_width_is_evaluate_s_width_on_ink_and_paper_images():
+    import evaluate
+    bar = -np.ones((1, 28, 28), "float32")
+    bar[0, 4:24, 10:13] = 1.0  # 3 x 20: 2 * 60 / 46
+    digits = np.where(np.random.default_rng(0).random((6, 28, 28)) > 0.7, 1.0, -1.0)
+    for images in (bar, digits.astype("float32")):
+        soft = np.asarray(stylegan.soft_stroke_width(images[..., None], sharpness=100.0))
+        np.testing.assert_allclose(soft, evaluate.hand(images)[0], rtol=1e-3)
+    np.testing.assert_allclose(evaluate.hand(bar)[0], 120 / 46)
+
+
+def test_the_hand_penalty_is_the_squared_miss_of_the_mix_s_width_against_the_fine_source_s():
+    model = tiny_gan(hand_weight=2.0, hand_every=3, shared_optimizer=False)
+    assert model.grid_split == 1  # the tutorial's grid: rows give the 7x7 slot
+    z, noise = model.draw_inputs(8)
+    w = model.mapping(z)
+    images = model.synthesis([w, noise])
+    w_, noise_ = np.asarray(w), np.asarray(noise[:4])
+    mixed = model.synthesis([np.concatenate([w_[:4, :1], w_[4:, 1:]], axis=1), noise_])
+    width = lambda x: np.asarray(stylegan.soft_stroke_width(x))
+    expected = 2.0 * 3 * np.mean((width(mixed) - width(images[4:])) ** 2)
+    assert expected > 0
+    np.testing.assert_allclose(model.lazy_hand(w, images, noise), expected, rtol=1e-4)
+    model.g_optimizer.iterations.assign(1)  # lazy: not on this step
+    assert float(model.lazy_hand(w, images, noise)) == 0.0
+
+
+@pytest.mark.parametrize("penalty", [dict(fine_style_weight=100.0, fine_style_ratio=10.0),
+                                     dict(hand_weight=100.0)])
+def test_a_pair_penalty_reaches_g_s_update_and_not_d_s(penalty):
+    settings = dict(fine_style_every=1, hand_every=1, shared_optimizer=False,
                     step="same_fakes", mixing="crossover")
-    plain, pushed = tiny_gan(**settings), tiny_gan(fine_style_weight=100.0, **settings)
+    plain, pushed = tiny_gan(**settings), tiny_gan(**penalty, **settings)
     for model in (plain, pushed):  # one compiled step each, the same draws
         history = model.fit(images_dataset(n=32), epochs=1, verbose=0, shuffle=False)
         assert np.all(np.isfinite(history.history["g_loss"]))
