@@ -1,7 +1,8 @@
-"""Milliseconds per training step of `model.fit` at several --steps-per-execution, for one recipe.
+"""Milliseconds per training step of `model.fit` at several values of one setting, for one recipe.
 
     python benchmarks/bench_execution.py                      # the default recipe, 1, 8 and 32
     python benchmarks/bench_execution.py --values 1,4 --steps 64 --rounds 3
+    python benchmarks/bench_execution.py --setting hand_weight --values 0,1   # a penalty's cost
 
 Keras' `steps_per_execution` runs that many training steps in one compiled call, so Python
 dispatches (and callbacks run) once per call instead of once per step. Each value gets its own
@@ -9,8 +10,10 @@ model, trained by `model.fit` on the shipped MNIST as train.py trains it; a warm
 call first, then every round times one fit of --steps steps for each value in turn (a shared
 machine's speed drifts from one minute to the next: rounds interleave the values, and the
 median round counts). The ratios against the first value, measured in one run, are the figures
-to compare across machines.
+to compare across machines. The setting is steps_per_execution unless --setting names another;
+a whole fit is timed, so a lazy penalty's occasional steps count at their share.
 """
+import json
 import statistics
 import sys
 import time
@@ -24,8 +27,10 @@ from utils import ArgumentParser, UserError, quiet_tensorflow_start  # noqa: E40
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--setting", default="steps_per_execution",
+                   help="the Config field whose --values are timed")
     p.add_argument("--values", default="1,8,32",
-                   help="comma-separated steps_per_execution values; ratios are to the first")
+                   help="comma-separated values of --setting; ratios are to the first")
     p.add_argument("--steps", type=int, default=96,
                    help="timed steps per fit, a multiple of every value")
     p.add_argument("--rounds", type=int, default=3)
@@ -35,20 +40,38 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    """The values as ints; one line and exit code 2 for anything out of range."""
+    """A Config for each value, checked as train.py checks flags; one line and exit code 2 for
+    anything out of range."""
+    if args.setting not in config_lib.FIELDS:
+        raise UserError(f"--setting {args.setting!r}: not a setting (config.py lists them)")
+    values = [json_or_text(text) for text in args.values.split(",")]
+    if args.rounds < 1 or args.steps < 1:
+        raise UserError("--steps and --rounds must be at least 1")
     try:
-        values = [int(text) for text in args.values.split(",")]
-    except ValueError:
-        raise UserError(f"--values {args.values!r}: give whole numbers, e.g. 1,8,32") from None
-    if min(values) < 1 or args.rounds < 1 or args.steps < 1:
-        raise UserError("--values, --steps and --rounds must be at least 1")
-    if any(args.steps % value for value in values):
-        raise UserError(f"--steps {args.steps} must be a multiple of every value in --values "
+        configs = {value: recipe(args, value) for value in values}
+    except config_lib.ConfigError as error:
+        raise UserError(str(error)) from None
+    if any(args.steps % config.steps_per_execution for config in configs.values()):
+        raise UserError(f"--steps {args.steps} must be a multiple of every steps_per_execution "
                         f"({args.values}): a call runs whole groups of steps")
-    return values
+    return configs
 
 
-def make_fit(value, args):
+def json_or_text(text):
+    """1 and 0.5 and true as JSON reads them; d_first as itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def recipe(args, value):
+    settings = {**config_lib.to_dict(config_lib.PRESETS[args.preset]),
+                "precision": args.precision, args.setting: value}
+    return config_lib.from_dict(settings, lambda name: f"--values of {name}")
+
+
+def make_fit(config):
     """A function that trains a fresh model of the recipe for `steps` steps, as train.py does."""
     import keras
 
@@ -56,14 +79,12 @@ def make_fit(value, args):
     import stylegan
     import train
 
-    config = config_lib.from_dict({**config_lib.to_dict(config_lib.PRESETS[args.preset]),
-                                   "steps_per_execution": value, "precision": args.precision})
     keras.mixed_precision.set_dtype_policy(train.resolved_precision(config))
     keras.utils.set_random_seed(0)
     model = stylegan.make_gan(config)
     images = mnist_ds.read_mnist_npz(mnist_ds.SHIPPED_PATH)[0][0]
     dataset, _ = mnist_ds.make_dataset(images, config.batch_size, epochs=1_000,
-                                       steps_multiple=value)
+                                       steps_multiple=config.steps_per_execution)
     return lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False,
                                    verbose=0)
 
@@ -71,14 +92,15 @@ def make_fit(value, args):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        values = check_args(args)
+        configs = check_args(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     quiet_tensorflow_start()
-    fits = {value: make_fit(value, args) for value in values}
+    values = list(configs)
+    fits = {value: make_fit(config) for value, config in configs.items()}
     for value, fit in fits.items():
-        fit(2 * value)  # traces the call
+        fit(2 * configs[value].steps_per_execution)  # traces the call
     times = {value: [] for value in values}
     for _ in range(args.rounds):
         for value, fit in fits.items():
@@ -86,7 +108,7 @@ def main(argv=None):
             fit(args.steps)
             times[value].append((time.perf_counter() - start) / args.steps)
     base = statistics.median(times[values[0]])
-    print(f"| steps_per_execution | ms/step | vs {values[0]} |\n|---|---|---|")
+    print(f"| {args.setting} | ms/step | vs {values[0]} |\n|---|---|---|")
     for value in values:
         seconds = statistics.median(times[value])
         print(f"| {value} | {seconds * 1000:.1f} | {base / seconds:.2f}x |")

@@ -95,9 +95,11 @@ def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--values", "1,3", "--steps", "4"], "--steps 4 must be a multiple of every value"),
-    (["--values", "1,x"], "--values '1,x': give whole numbers"),
-    (["--values", "0,1"], "must be at least 1"),
+    (["--values", "1,3", "--steps", "4"], "--steps 4 must be a multiple of every steps_per_"),
+    (["--values", "1,x"], "--values of steps_per_execution must be int, got 'x'"),
+    (["--values", "0,1"], "--values of steps_per_execution must be in [1, 1024], got 0"),
+    (["--setting", "nope"], "--setting 'nope': not a setting"),
+    (["--setting", "hand_weight", "--values", "0,-1"], "hand_weight must be in [0.0, 1000000.0]"),
 ])
 def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags, message):
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
