@@ -6,15 +6,17 @@
 
 Keras' `steps_per_execution` runs that many training steps in one compiled call, so Python
 dispatches (and callbacks run) once per call instead of once per step. Each value gets its own
-model, trained by `model.fit` on the shipped MNIST as train.py trains it; a warm-up fit traces the
-call first, then every round times one fit of --steps steps for each value in turn (a shared
-machine's speed drifts from one minute to the next: rounds interleave the values, and the
-median round counts). The ratios against the first value, measured in one run, are the figures
+model in a process of its own, trained by `model.fit` on the shipped MNIST as train.py trains it:
+a warm-up fit traces the call, then one fit of --steps steps is timed. Every round measures each
+value in turn (a shared machine's speed drifts from one minute to the next: rounds interleave
+the values, and the median round counts). The ratios against the first value, measured in one run, are the figures
 to compare across machines. The setting is steps_per_execution unless --setting names another;
 a whole fit is timed, so a lazy penalty's occasional steps count at their share.
 """
+import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--preset", default="stylegan", choices=sorted(config_lib.PRESETS))
     p.add_argument("--precision", default="auto", choices=config_lib.PRECISIONS)
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # time one value, in-process
     return p.parse_args(argv)
 
 
@@ -89,24 +92,48 @@ def make_fit(config):
                                    verbose=0)
 
 
+def run_worker(config, steps):
+    """Time one fit of `steps` steps in this process, after one that traces; print the seconds
+    per step."""
+    quiet_tensorflow_start()
+    fit = make_fit(config)
+    fit(2 * config.steps_per_execution)  # traces the call
+    start = time.perf_counter()
+    fit(steps)
+    print(json.dumps({"step_s": (time.perf_counter() - start) / steps}))
+
+
+def measure(index, argv):
+    """One value's seconds per step, timed in a fresh process: a second model in one process
+    steps slower than the first (measured: 1.3-1.5x, whichever value came second)."""
+    command = [sys.executable, __file__, *argv, "--worker", str(index)]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise UserError(f"the measurement of value {index + 1} failed: "
+                        f"{(run.stderr.strip().splitlines() or ['no message'])[-1][:300]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])["step_s"]
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     try:
         configs = check_args(args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    quiet_tensorflow_start()
     values = list(configs)
-    fits = {value: make_fit(config) for value, config in configs.items()}
-    for value, fit in fits.items():
-        fit(2 * configs[value].steps_per_execution)  # traces the call
+    if args.worker is not None:
+        run_worker(configs[values[args.worker]], args.steps)
+        return 0
     times = {value: [] for value in values}
-    for _ in range(args.rounds):
-        for value, fit in fits.items():
-            start = time.perf_counter()
-            fit(args.steps)
-            times[value].append((time.perf_counter() - start) / args.steps)
+    try:
+        for _ in range(args.rounds):
+            for index, value in enumerate(values):
+                times[value].append(measure(index, argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     base = statistics.median(times[values[0]])
     print(f"| {args.setting} | ms/step | vs {values[0]} |\n|---|---|---|")
     for value in values:
