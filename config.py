@@ -161,7 +161,8 @@ class Config:
     hand_weight: float = setting(0.0, "weight of a penalty where a grid column's mix (a "
                                  "sample's coarse slots, another's fine ones) has a stroke "
                                  "width other than the fine source's: (width(mix) - "
-                                 "width(fine source))^2; 0: off", at_least=0.0, at_most=1e6)
+                                 "width(fine source))^2; MNIST only; measured at 0.1 "
+                                 "(docs/results.md); 0: off", at_least=0.0, at_most=1e6)
     hand_every: int = setting(4, "the hand penalty on every N-th G step only", at_least=1,
                               at_most=FIELD_LIMIT)
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
@@ -257,6 +258,9 @@ def _check_data(config):
         raise ConfigError(f"{flag('eval_every')} {config.eval_every}: the FID is measured with "
                           f"an MNIST classifier; a folder run has no such yardstick (use "
                           f"pytorch-fid on `generate.py samples --png`)")
+    if config.dataset and config.hand_weight:
+        raise ConfigError(f"{flag('hand_weight')} {config.hand_weight}: the penalty measures "
+                          f"the stroke width of a digit, light ink on dark paper: MNIST only")
 
 
 def _check_recipe(config):
@@ -281,7 +285,7 @@ def _check_recipe(config):
         if config.shared_optimizer:
             raise ConfigError(f"{flag(weight)} {value}: the lazy penalty counts G's own "
                               f"updates, but G and D share one optimizer: give {flag(weight)} "
-                              f"0 or --no-shared-optimizer")
+                              f"0 (or train a new run with --no-shared-optimizer)")
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
                           f"images with one D update; use --step same_fakes or d_first")

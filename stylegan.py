@@ -642,7 +642,8 @@ def soft_stroke_width(images, sharpness=INK_SHARPNESS):
     """evaluate.hand's stroke width, made differentiable for a loss: twice the ink's area over
     its perimeter, with ink = sigmoid(sharpness * pixel) for the hard "pixel > 0" and the
     perimeter the summed change of ink between neighbours (the image's border counts as
-    paper). images [n, H, W, 1] in [-1, 1]; one width per image, float32."""
+    paper). images [n, H, W, 1] in [-1, 1]; one width per image, float32. Where evaluate.hand
+    gives NaN (no ink at all) this gives a finite width (a blank 28x28 image: about 12)."""
     ink = ops.sigmoid(sharpness * ops.cast(images[..., 0], "float32"))
     padded = ops.pad(ink, ((0, 0), (1, 1), (1, 1)))
     perimeter = (ops.sum(ops.abs(padded[:, 1:] - padded[:, :-1]), axis=(1, 2)) +
@@ -970,11 +971,12 @@ class StyleGAN(keras.Model):
 
     def lazy_hand(self, w, images, noise):
         """A penalty where a grid column does not give its hand (the issue "Mixing that means
-        'this digit, in that hand'"). For pairs of this batch's samples (a, b): the mix of a's
-        coarse slots (before self.grid_split) and b's fine ones should have b's stroke width,
-        as evaluate.hand measures it; the squared difference, b's width held fixed, so only the
-        mix moves. Width alone: a column that gives only to_image's style, a per-pixel
-        conv, can thicken or thin a stroke but not lean it. Lazy, as R1: on every
+        'this digit, in that hand'"). For pairs of this batch's samples (r, c): the mix of r's
+        coarse slots (before self.grid_split: a grid row) and c's fine ones (a grid column)
+        should have c's stroke width; the squared difference, with c's own image's width a
+        fixed target, so the gradient goes through the mix alone. Width alone: at the default
+        grid's split the columns give only to_image's style, a per-pixel conv, which can thicken
+        or thin a stroke but not lean it. MNIST only (light ink on dark). Lazy, as R1: on every
         hand_every-th G step, weighted by it."""
         c, k = self.config, self.grid_split
 

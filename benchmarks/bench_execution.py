@@ -9,9 +9,10 @@ dispatches (and callbacks run) once per call instead of once per step. Each valu
 model in a process of its own, trained by `model.fit` on the shipped MNIST as train.py trains it:
 a warm-up fit traces the call, then one fit of --steps steps is timed. Every round measures each
 value in turn (a shared machine's speed drifts from one minute to the next: rounds interleave
-the values, and the median round counts). The ratios against the first value, measured in one run, are the figures
-to compare across machines. The setting is steps_per_execution unless --setting names another;
-a whole fit is timed, so a lazy penalty's occasional steps count at their share.
+the values, and the median round counts). The ratios against the first value, measured in one
+run, are the figures to compare across machines. The setting is steps_per_execution unless
+--setting names another; a whole fit is timed, so a lazy penalty's occasional steps count at
+their share.
 """
 import argparse
 import json
@@ -30,7 +31,8 @@ from utils import ArgumentParser, UserError, quiet_tensorflow_start  # noqa: E40
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--setting", default="steps_per_execution",
-                   help="the Config field whose --values are timed")
+                   help="the Config field (of the networks or the step) whose --values are "
+                        "timed")
     p.add_argument("--values", default="1,8,32",
                    help="comma-separated values of --setting; ratios are to the first")
     p.add_argument("--steps", type=int, default=96,
@@ -45,19 +47,34 @@ def parse_args(argv=None):
 def check_args(args):
     """A Config for each value, checked as train.py checks flags; one line and exit code 2 for
     anything out of range."""
-    if args.setting not in config_lib.FIELDS:
-        raise UserError(f"--setting {args.setting!r}: not a setting (config.py lists them)")
+    if args.setting not in config_lib.FIELDS or args.setting in NOT_IN_THE_STEP:
+        raise UserError(f"--setting {args.setting!r}: give a setting of the network or the "
+                        f"step (config.py lists them; {', '.join(NOT_IN_THE_STEP)} do not "
+                        f"change a step)")
     values = [json_or_text(text) for text in args.values.split(",")]
+    if len(set(values)) < len(values):
+        raise UserError(f"--values {args.values}: a value is given twice")
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--steps and --rounds must be at least 1")
-    try:
-        configs = {value: recipe(args, value) for value in values}
-    except config_lib.ConfigError as error:
-        raise UserError(str(error)) from None
+    configs = {}
+    for value in values:
+        try:
+            configs[value] = recipe(args, value)
+        except config_lib.ConfigError as error:  # its flags are train.py's
+            raise UserError(f"{args.setting}={value} in --preset {args.preset}, as train.py "
+                            f"says: {error}") from None
+    if args.worker is not None and not 0 <= args.worker < len(values):
+        raise UserError(f"--worker {args.worker}: no such value")
     if any(args.steps % config.steps_per_execution for config in configs.values()):
         raise UserError(f"--steps {args.steps} must be a multiple of every steps_per_execution "
                         f"({args.values}): a call runs whole groups of steps")
     return configs
+
+
+# settings of a run, not of its networks or step: the benchmark's fit would time one recipe twice
+NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buffer", "keep",
+                   "save_every", "eval_every", "eval_classifier", "log_every", "lr_halved_from",
+                   "grid_noise")
 
 
 def json_or_text(text):

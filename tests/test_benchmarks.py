@@ -98,7 +98,12 @@ def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
     (["--values", "1,3", "--steps", "4"], "--steps 4 must be a multiple of every steps_per_"),
     (["--values", "1,x"], "--values of steps_per_execution must be int, got 'x'"),
     (["--values", "0,1"], "--values of steps_per_execution must be in [1, 1024], got 0"),
-    (["--setting", "nope"], "--setting 'nope': not a setting"),
+    (["--setting", "nope"], "--setting 'nope': give a setting of the network or the step"),
+    (["--setting", "epochs", "--values", "1,2"], "epochs, limit"),
+    (["--values", "1,1"], "--values 1,1: a value is given twice"),
+    (["--worker", "2", "--values", "1,2"], "--worker 2: no such value"),
+    (["--preset", "tutorial", "--setting", "hand_weight", "--values", "0,1"],
+     "hand_weight=1 in --preset tutorial, as train.py says: --hand-weight 1"),
     (["--setting", "hand_weight", "--values", "0,-1"], "hand_weight must be in [0.0, 1000000.0]"),
 ])
 def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags, message):
