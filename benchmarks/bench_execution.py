@@ -78,11 +78,12 @@ NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buff
 
 
 def json_or_text(text):
-    """1 and 0.5 and true as JSON reads them; d_first as itself."""
+    """1 and 0.5 and true as JSON reads them; d_first (or [], which no setting takes) as itself."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError:
         return text
+    return value if isinstance(value, (bool, int, float, str)) else text
 
 
 def recipe(args, value):
