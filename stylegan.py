@@ -651,6 +651,12 @@ def soft_stroke_width(images, sharpness=INK_SHARPNESS):
     return 2.0 * ops.sum(ink, axis=(1, 2)) / (perimeter + 1e-3)
 
 
+def lazily(optimizer, every, penalty):
+    """penalty() on every `every`-th update of this optimizer, else 0 (StyleGAN2's lazy
+    regularisation, section 3.1; the caller weights the penalty by `every`)."""
+    return tf.cond(optimizer.iterations % every == 0, penalty, lambda: tf.constant(0.0))
+
+
 def _multi_worker():
     return isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -942,8 +948,7 @@ class StyleGAN(keras.Model):
 
         def penalty():
             return 0.5 * gamma * every * ops.mean(squared_input_gradients(self.d, real_images))
-        due = self.d_optimizer.iterations % every == 0
-        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+        return lazily(self.d_optimizer, every, penalty)
 
     def lazy_fine_style(self, w, images, noise):
         """A penalty where the grid's columns change too little. For pairs of this batch's
@@ -966,8 +971,7 @@ class StyleGAN(keras.Model):
             row = ops.stop_gradient(change(ops.concatenate([w_b[:, :k], w_a[:, k:]], axis=1)))
             short = ops.relu(c.fine_style_ratio - column / (row + 1e-3))
             return c.fine_style_weight * c.fine_style_every * ops.mean(short)
-        due = self.g_optimizer.iterations % c.fine_style_every == 0
-        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+        return lazily(self.g_optimizer, c.fine_style_every, penalty)
 
     def lazy_hand(self, w, images, noise):
         """A penalty where a grid column does not give its hand (the issue "Mixing that means
@@ -987,8 +991,7 @@ class StyleGAN(keras.Model):
             fine_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
             miss = ops.square(soft_stroke_width(mixed) - fine_width)
             return c.hand_weight * c.hand_every * ops.mean(miss)
-        due = self.g_optimizer.iterations % c.hand_every == 0
-        return tf.cond(due, penalty, lambda: tf.constant(0.0))
+        return lazily(self.g_optimizer, c.hand_every, penalty)
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import config as config_lib  # noqa: E402
+from bench_train import json_or_text  # noqa: E402
 from utils import ArgumentParser, UserError, quiet_tensorflow_start  # noqa: E402
 
 
@@ -75,15 +76,6 @@ def check_args(args):
 NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buffer", "keep",
                    "save_every", "eval_every", "eval_classifier", "log_every", "lr_halved_from",
                    "grid_noise")
-
-
-def json_or_text(text):
-    """1 and 0.5 and true as JSON reads them; d_first (or [], which no setting takes) as itself."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return value if isinstance(value, (bool, int, float, str)) else text
 
 
 def recipe(args, value):

@@ -98,10 +98,16 @@ def parse_setting(text):
     """("step", "d_first") for "step=d_first"; the value read as JSON where it is (1, 0.5,
     true), else as a string."""
     name, _, value = text.partition("=")
+    return name, json_or_text(value)
+
+
+def json_or_text(text):
+    """1 and 0.5 and true as JSON reads them; d_first (or [], which no setting takes) as itself."""
     try:
-        return name, json.loads(value)
+        value = json.loads(text)
     except json.JSONDecodeError:
-        return name, value
+        return text
+    return value if isinstance(value, (bool, int, float, str)) else text
 
 
 def check_args(args):
