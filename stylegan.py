@@ -302,6 +302,12 @@ class Style(layers.Layer):
                 "noise_init_std": self.noise_init_std, "mod_init": self.mod_init}
 
 
+def batch_size_of(tensor):
+    """The batch size as a Python int where the trace knows it (a batch of fixed size): XLA
+    needs the sizes of slices, and of the tiles their gradients make, at compile time."""
+    return tensor.shape[0] if tensor.shape[0] is not None else ops.shape(tensor)[0]
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Const(layers.Layer):
     """The learned constant image the style layers reshape ("the clay", 黏土), repeated for
@@ -321,7 +327,10 @@ class Const(layers.Layer):
         self.const = self.add_weight(shape=(1, *self.shape), initializer=start, name="const")
 
     def call(self, like):
-        return ops.repeat(self.const, ops.shape(like)[0], axis=0)
+        # a broadcast, not a tile: under XLA a tile's gradient inside a lazy penalty's tf.cond
+        # needs shapes the branch only gets at run time
+        const = ops.convert_to_tensor(self.const)  # in the layer's compute dtype
+        return ops.zeros((batch_size_of(like), 1, 1, 1), const.dtype) + const
 
     def get_config(self):
         return {**super().get_config(), "shape": self.shape, "init": self.init}
@@ -961,7 +970,7 @@ class StyleGAN(keras.Model):
         c, k = self.config, self.grid_split
 
         def penalty():
-            half = ops.shape(w)[0] // 2
+            half = batch_size_of(w) // 2
             w_a, w_b, own = w[:half], w[half: 2 * half], ops.cast(images[:half], "float32")
 
             def change(w_mix):
@@ -985,7 +994,7 @@ class StyleGAN(keras.Model):
         c, k = self.config, self.grid_split
 
         def penalty():
-            half = ops.shape(w)[0] // 2
+            half = batch_size_of(w) // 2
             w_mix = ops.concatenate([w[:half, :k], w[half: 2 * half, k:]], axis=1)
             mixed = ops.cast(self.synthesis([w_mix, noise[:half]], training=True), "float32")
             fine_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))

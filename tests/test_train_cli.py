@@ -99,9 +99,10 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
     assert float(std) > 0 and shape.strip() == "(128,)"
 
 
-def test_xla_compiles_and_trains_a_float32_run(tmp_path):
-    out = tmp_path / "run"
-    run = train("--epochs", 1, "--limit", 64, "--jit", "--precision", "float32", "--out", out)
+def test_xla_compiles_and_trains_a_float32_run_with_a_lazy_penalty(tmp_path):
+    out = tmp_path / "run"  # the hand penalty's tf.cond differentiates G inside a branch
+    run = train("--epochs", 1, "--limit", 64, "--jit", "--precision", "float32",
+                "--hand-weight", 0.1, "--hand-every", 1, "--out", out)
     assert run.returncode == 0, run.stderr
     with open(out / "history.csv") as f:
         row, = csv.DictReader(f)
@@ -164,6 +165,12 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
     assert tutorial.convs_per_block == 1 and tutorial.preset == "tutorial"
     both = resolve("--lr", "0.01", "--d-lr", "0.002")
     assert both.g_lr == 0.01 and both.d_lr == 0.002  # --d-lr wins over --lr
+
+
+def test_a_folder_run_leaves_out_the_default_hand_penalty_which_measures_digits():
+    assert resolve().hand_weight == 0.1  # the default's MNIST recipe has it
+    assert resolve("--dataset", "faces").hand_weight == 0.0
+    assert resolve("--dataset", "faces", "--hand-weight", "0").hand_weight == 0.0
 
 
 def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
