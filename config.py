@@ -161,8 +161,8 @@ class Config:
     hand_weight: float = setting(0.0, "weight of a penalty where a grid column's mix (a "
                                  "sample's coarse slots, another's fine ones) has a stroke "
                                  "width other than the fine source's: (width(mix) - "
-                                 "width(fine source))^2; MNIST only; measured at 0.1 "
-                                 "(docs/results.md); 0: off", at_least=0.0, at_most=1e6)
+                                 "width(fine source))^2; MNIST only (a folder run turns it "
+                                 "off); 0: off", at_least=0.0, at_most=1e6)
     hand_every: int = setting(4, "the hand penalty on every N-th G step only", at_least=1,
                               at_most=FIELD_LIMIT)
     g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
@@ -281,7 +281,7 @@ def _check_recipe(config):
         value = getattr(config, weight)
         if config.batch_size < 2:
             raise ConfigError(f"{flag(weight)} {value}: the penalty pairs the images of a "
-                              f"batch: give --batch-size 2 or more")
+                              f"batch: give --batch-size 2 or more (or {flag(weight)} 0)")
         if config.shared_optimizer:
             raise ConfigError(f"{flag(weight)} {value}: the lazy penalty counts G's own "
                               f"updates, but G and D share one optimizer: give {flag(weight)} "
@@ -336,6 +336,9 @@ PRESETS["stylegan"] = dataclasses.replace(
     mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
     styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
     grid_coarse_size=28,  # rows give every style block, columns to_image's style
+    # the grid's columns then carry the column's stroke width, not only its contrast
+    # (docs/results.md, "A penalty on the hand itself")
+    hand_weight=0.1,
 )
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The fields added with checkpoint format 3, at the values the code had before them (both

@@ -131,6 +131,8 @@ def resolve_config(args, saved=None):
         base = PRESETS[given.get("preset", DEFAULT_PRESET)]
         if given.get("dataset") and "image_size" not in given:
             given["image_size"] = FOLDER_IMAGE_SIZE
+        if given.get("dataset") and "hand_weight" not in given:
+            given["hand_weight"] = 0.0  # the penalty measures a digit's stroke: MNIST only
         if given.get("loss") == "wgan-gp" and "beta_2" not in given:
             given["beta_2"] = 0.99  # as the tutorial's face runs
     try:
@@ -659,7 +661,8 @@ def train_in(out, strategy, args, data, resume_from):
     for weight in config_lib.pair_penalties(config):
         if config.batch_size < 2 * strategy.num_replicas_in_sync:
             raise UserError(f"{config_lib.flag(weight)} pairs the images of a batch: give "
-                            f"--batch-size {2 * strategy.num_replicas_in_sync} or more")
+                            f"--batch-size {2 * strategy.num_replicas_in_sync} or more (or "
+                            f"{config_lib.flag(weight)} 0)")
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)

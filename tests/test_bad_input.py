@@ -34,6 +34,7 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
     (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
     (["--fine-style-weight", 1, "--batch-size", 1], "pairs the images of a batch"),
+    (["--batch-size", 1], "--batch-size 2 or more (or --hand-weight 0)"),  # the default's penalty
     (["--hand-weight", 1, "--preset", "tutorial"], "give --hand-weight 0 (or train a new run"),
     (["--hand-weight", 1, "--dataset", "nowhere", "--image-size", 64], "MNIST only"),
     (["--dataset", "nowhere", "--eval-every", 1], "the FID is measured with an MNIST classifier"),
