@@ -17,6 +17,8 @@ LOSSES = ("nonsaturating", "wgan-gp")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 FOLDER_SIZES = (32, 64, 128, 256)
 MNIST_SIZE = 28
+# what a folder run (--dataset) turns off in a preset unless given: it measures digits
+MNIST_ONLY_OFF = {"hand_weight": 0.0}
 FIELD_LIMIT = 1 << 20  # a cap on counts and widths: anything larger is a typo, not a setting
 
 

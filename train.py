@@ -131,8 +131,8 @@ def resolve_config(args, saved=None):
         base = PRESETS[given.get("preset", DEFAULT_PRESET)]
         if given.get("dataset") and "image_size" not in given:
             given["image_size"] = FOLDER_IMAGE_SIZE
-        if given.get("dataset") and "hand_weight" not in given:
-            given["hand_weight"] = 0.0  # the penalty measures a digit's stroke: MNIST only
+        if given.get("dataset"):
+            given = {**config_lib.MNIST_ONLY_OFF, **given}
         if given.get("loss") == "wgan-gp" and "beta_2" not in given:
             given["beta_2"] = 0.99  # as the tutorial's face runs
     try:

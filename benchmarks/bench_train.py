@@ -81,6 +81,8 @@ def bench_config(preset, args, precision="float32", overrides=()):
                 "batch_size": args.batch_size or config_lib.PRESETS[preset].batch_size,
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
+    if settings["dataset"]:
+        settings.update(config_lib.MNIST_ONLY_OFF)
     overridden = dict(parse_setting(text) for text in overrides)
     settings.update(overridden)
     if settings["loss"] == "wgan-gp":
