@@ -338,9 +338,7 @@ PRESETS["stylegan"] = dataclasses.replace(
     mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
     styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
     grid_coarse_size=28,  # rows give every style block, columns to_image's style
-    # the grid's columns then carry the column's stroke width, not only its contrast
-    # (docs/results.md, "A penalty on the hand itself")
-    hand_weight=0.1,
+    hand_weight=0.1,  # the columns then give their stroke width: "each column one hand"
 )
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The fields added with checkpoint format 3, at the values the code had before them (both

@@ -98,8 +98,9 @@ def make_fit(config):
     images = mnist_ds.read_mnist_npz(mnist_ds.SHIPPED_PATH)[0][0]
     dataset, _ = mnist_ds.make_dataset(images, config.batch_size, epochs=1_000,
                                        steps_multiple=config.steps_per_execution)
-    return lambda steps: model.fit(dataset, epochs=1, steps_per_epoch=steps, shuffle=False,
-                                   verbose=0)
+    return lambda steps, callbacks=(): model.fit(dataset, epochs=1, steps_per_epoch=steps,
+                                                 shuffle=False, verbose=0,
+                                                 callbacks=list(callbacks))
 
 
 def run_worker(config, steps):

@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_lazy  # noqa: E402
 import bench_train  # noqa: E402
 import profile_step  # noqa: E402
 
@@ -111,3 +112,27 @@ def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags,
                           *flags], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stderr.startswith("error: ") and message in run.stderr
     assert run.stderr.count("\n") == 1
+
+
+def test_the_lazy_benchmark_prices_a_penalty_by_its_steps_extra_time_over_its_period():
+    steps = [((), 0.100)] * 5 + [(("hand",), 0.200)] * 2 + [(("R1", "hand"), 0.300)]
+    table = bench_lazy.summary(steps, {"R1": ("d", 16), "hand": ("g", 4)})
+    assert "| none | 5 | 100.0 | 1.00x |" in table
+    assert "| hand | 2 | 200.0 | 2.00x |" in table and "| R1 + hand | 1 | 300.0 | 3.00x |" in table
+    assert "hand (every 4th step): +25.0% on an epoch" in table  # (200 - 100) / 4 / 100
+    assert "R1 (every" not in table  # R1 never ran alone: no price for it
+    with pytest.raises(bench_lazy.UserError, match="no timed step ran without a penalty"):
+        bench_lazy.summary([(("hand",), 0.2)], {"hand": ("g", 4)})
+
+
+def test_the_lazy_benchmark_times_the_default_recipes_steps_and_groups_them_by_penalty():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lazy.py"),
+                          "--warmup", "1", "--steps", "8"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    counts = {line.split("|")[1].strip(): int(line.split("|")[2])
+              for line in run.stdout.splitlines() if line.startswith("| ") and "---" not in line
+              and "steps" not in line}
+    # G and D updates 1..8: the hand penalty (every 4th G update) ran at 4 and 8, R1 (every
+    # 16th D update) never
+    assert counts == {"none": 6, "hand": 2}, run.stdout
