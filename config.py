@@ -6,8 +6,9 @@ mixing, its grid); `PRESETS["stylegan"]` is the recipe that measured best on the
 checkpoint stores the config whole, and `from_dict` checks flags and files alike.
 
 A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
-A checkpoint lacking a field (written before the field existed) reads it from
-`BEFORE_FIELD_EXISTED`, the value the code had then, so the checkpoint keeps its own meaning.
+A format-2 checkpoint lacks the fields of `BEFORE_FIELD_EXISTED` and reads the values the code
+had then; a later checkpoint lacking a field added since reads `Config`'s default, the
+tutorial's, not a preset's (for the penalties added since: off, as the code was before them).
 """
 import dataclasses
 import math

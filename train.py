@@ -126,6 +126,7 @@ def resolve_config(args, saved=None):
             given[key] = str(Path(given[key]).expanduser().resolve())
     if saved is not None:
         check_unchanged(saved, given)
+        check_penalty_split_unchanged(saved, given)
         base = saved
     else:
         base = PRESETS[given.get("preset", DEFAULT_PRESET)]
@@ -152,6 +153,19 @@ def check_grid_crossover(config):
         raise UserError(f"--grid-crossover {config.grid_crossover}: this generator has "
                         f"{n_style} style slots, so the rows can give slots 0..K-1 for K in "
                         f"1..{n_style - 1} (0: split by --grid-coarse-size)")
+
+
+def check_penalty_split_unchanged(saved, given):
+    """The pair penalties train the mix at the grid's split: a resumed run that has one keeps
+    its grid's split, or the grid flags would change what it trains."""
+    for key in ("grid_coarse_size", "grid_crossover"):
+        weights = config_lib.pair_penalties(saved)
+        if weights and key in given and given[key] != getattr(saved, key):
+            was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
+            raise UserError(f"--resume: {as_flags(weights[0], getattr(saved, weights[0]))} "
+                            f"trains the mixes at the grid's split, so the run keeps {was}: "
+                            f"drop {now.split()[0]} (`generate.py mix --crossover K` draws the grid at any "
+                            f"split)")
 
 
 def check_unchanged(saved, given):

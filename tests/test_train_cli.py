@@ -1,5 +1,6 @@
 """`python train.py` end to end, as a user runs it: outputs, resume, export."""
 import csv
+import dataclasses
 import math
 import subprocess
 import sys
@@ -171,6 +172,19 @@ def test_a_folder_run_leaves_out_the_default_hand_penalty_which_measures_digits(
     assert resolve().hand_weight == 0.1  # the default's MNIST recipe has it
     assert resolve("--dataset", "faces").hand_weight == 0.0
     assert resolve("--dataset", "faces", "--hand-weight", "0").hand_weight == 0.0
+
+
+def test_a_resumed_run_with_the_hand_penalty_keeps_the_grid_split_it_trains_at():
+    from config import PRESETS
+
+    saved = PRESETS["stylegan"]  # the hand penalty on, at the grid's split
+    with pytest.raises(train_cli.UserError, match="the run keeps --grid-coarse-size 28"):
+        resolve("--resume", "--grid-coarse-size", "7", saved=saved)
+    with pytest.raises(train_cli.UserError, match="drop --grid-crossover"):
+        resolve("--resume", "--grid-crossover", "1", saved=saved)
+    assert resolve("--resume", "--grid-coarse-size", "28", saved=saved) == saved  # no change
+    without = dataclasses.replace(saved, hand_weight=0.0)  # a picture setting again
+    assert resolve("--resume", "--grid-coarse-size", "7", saved=without).grid_coarse_size == 7
 
 
 def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):

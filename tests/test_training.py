@@ -148,6 +148,20 @@ def test_a_format_2_checkpoint_reads_back_with_the_values_the_code_had_then(tmp_
     np.testing.assert_array_equal(restored.seed_generator.state, model.seed_generator.state)
 
 
+def test_a_checkpoint_from_before_the_hand_penalty_reads_it_as_off_not_as_todays_default(
+        tmp_path):
+    model = tiny_gan(shared_optimizer=False)  # no penalty: as every run before the field
+    path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
+    meta = json.loads(path.read_text())
+    for name in ("hand_weight", "hand_every"):
+        del meta["config"][name]
+    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
+    path.write_text(json.dumps(meta))
+    _, config = utils.read_checkpoint(path)
+    assert config.hand_weight == 0.0 < config_lib.PRESETS["stylegan"].hand_weight
+    assert config == model.config
+
+
 def test_a_format_3_interrupted_checkpoint_resumes_its_epoch_from_the_start(tiny_model,
                                                                            tmp_path):
     path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
