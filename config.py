@@ -276,19 +276,18 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('g_lr')} {config.g_lr} and {flag('d_lr')} {config.d_lr} "
                           f"differ, but G and D share one optimizer: give one rate with --lr "
                           f"(or train a new run with --no-shared-optimizer)")
-    if config.shared_optimizer and config.r1_gamma:
-        raise ConfigError(f"{flag('r1_gamma')} {config.r1_gamma}: lazy R1 counts D's own "
-                          f"updates, but G and D share one optimizer: give --r1-gamma 0 or "
-                          f"--no-shared-optimizer")
+    lazy = [name for name in ("r1_gamma", *pair_penalties(config)) if getattr(config, name)]
+    if config.shared_optimizer and lazy:
+        given = " ".join(f"{flag(name)} {getattr(config, name)}" for name in lazy)
+        off = " ".join(f"{flag(name)} 0" for name in lazy)
+        raise ConfigError(f"{given}: a lazy penalty counts its own network's updates, but G "
+                          f"and D share one optimizer: give {off} (or train a new run with "
+                          f"--no-shared-optimizer)")
     for weight in pair_penalties(config):
-        value = getattr(config, weight)
         if config.batch_size < 2:
-            raise ConfigError(f"{flag(weight)} {value}: the penalty pairs the images of a "
-                              f"batch: give --batch-size 2 or more (or {flag(weight)} 0)")
-        if config.shared_optimizer:
-            raise ConfigError(f"{flag(weight)} {value}: the lazy penalty counts G's own "
-                              f"updates, but G and D share one optimizer: give {flag(weight)} "
-                              f"0 (or train a new run with --no-shared-optimizer)")
+            raise ConfigError(f"{flag(weight)} {getattr(config, weight)}: the penalty pairs the "
+                              f"images of a batch: give --batch-size 2 or more (or "
+                              f"{flag(weight)} 0)")
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
                           f"images with one D update; use --step same_fakes or d_first")

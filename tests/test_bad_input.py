@@ -29,13 +29,15 @@ from conftest import train_in_subprocess as train
     (["--preset", "tutorial", "--r1-gamma", 1], "R1 needs D without BatchNorm"),
     (["--preset", "tutorial", "--loss", "wgan-gp"], "WGAN-GP needs D without BatchNorm"),
     (["--preset", "tutorial", "--d-lr", 0.002], "but G and D share one optimizer"),
-    (["--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", 1], "give --r1-gamma 0 or"),
+    (["--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", 1],
+     "give --r1-gamma 0 (or train a new run"),
     (["--d-steps", 2, "--preset", "tutorial"], "step g_first shares G's images with one D update"),
     (["--preset", "tutorial", "--grid-crossover", 3], "has 3 style slots, so the rows can give"),
     (["--jit", "on", "--precision", "mixed_bfloat16"], "XLA cannot compile this step in mixed"),
     (["--fine-style-weight", 1, "--batch-size", 1], "pairs the images of a batch"),
     (["--batch-size", 1], "--batch-size 2 or more (or --hand-weight 0)"),  # the default's penalty
     (["--hand-weight", 1, "--preset", "tutorial"], "give --hand-weight 0 (or train a new run"),
+    (["--shared-optimizer"], "give --r1-gamma 0 --hand-weight 0 (or train a new run"),  # both
     (["--hand-weight", 1, "--dataset", "nowhere", "--image-size", 64], "MNIST only"),
     (["--dataset", "nowhere", "--eval-every", 1], "the FID is measured with an MNIST classifier"),
     (["--steps-per-execution", 5000], "--steps-per-execution must be in [1, 1024]"),
