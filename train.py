@@ -156,16 +156,17 @@ def check_grid_crossover(config):
 
 
 def check_penalty_split_unchanged(saved, given):
-    """The pair penalties train the mix at the grid's split: a resumed run that has one keeps
-    its grid's split, or the grid flags would change what it trains."""
-    weights = config_lib.pair_penalties(saved)
+    """The pair penalties train the mix at the grid's split: a resumed run that goes on with one
+    keeps its grid's split, or the grid flags would change what it trains."""
+    weights = [name for name in config_lib.pair_penalties(saved) if given.get(name) != 0]
     for key in ("grid_coarse_size", "grid_crossover"):
         if weights and key in given and given[key] != getattr(saved, key):
             was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
             penalty = as_flags(weights[0], getattr(saved, weights[0]))
             raise UserError(f"--resume: {penalty} trains the mixes at the grid's split, so the "
-                            f"run keeps {was}: drop {now.split()[0]} (`generate.py mix "
-                            f"--crossover K` draws the grid at any split)")
+                            f"run keeps {was}: drop {now.split()[0]} or give "
+                            f"{config_lib.flag(weights[0])} 0 (`generate.py mix --crossover K` "
+                            f"draws the grid at any split)")
 
 
 def check_unchanged(saved, given):

@@ -185,6 +185,8 @@ def test_a_resumed_run_with_the_hand_penalty_keeps_the_grid_split_it_trains_at()
     assert resolve("--resume", "--grid-coarse-size", "28", saved=saved) == saved  # no change
     without = dataclasses.replace(saved, hand_weight=0.0)  # a picture setting again
     assert resolve("--resume", "--grid-coarse-size", "7", saved=without).grid_coarse_size == 7
+    turned_off = resolve("--resume", "--hand-weight", "0", "--grid-coarse-size", "7", saved=saved)
+    assert (turned_off.hand_weight, turned_off.grid_coarse_size) == (0.0, 7)
 
 
 def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
