@@ -276,7 +276,7 @@ def _check_recipe(config):
         raise ConfigError(f"{flag('g_lr')} {config.g_lr} and {flag('d_lr')} {config.d_lr} "
                           f"differ, but G and D share one optimizer: give one rate with --lr "
                           f"(or train a new run with --no-shared-optimizer)")
-    lazy = [name for name in ("r1_gamma", *pair_penalties(config)) if getattr(config, name)]
+    lazy = list(lazy_penalties(config))
     if config.shared_optimizer and lazy:
         given = " ".join(f"{flag(name)} {getattr(config, name)}" for name in lazy)
         off = " ".join(f"{flag(name)} 0" for name in lazy)
@@ -291,6 +291,15 @@ def _check_recipe(config):
     if config.step == "g_first" and config.d_steps != 1:
         raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
                           f"images with one D update; use --step same_fakes or d_first")
+
+
+def lazy_penalties(config):
+    """{weight field: (the network whose optimizer's updates it counts, every)} of the lazy
+    penalties that are on: each runs on every N-th update of that network's optimizer."""
+    lazy = {"r1_gamma": ("d", config.r1_every),
+            "fine_style_weight": ("g", config.fine_style_every),
+            "hand_weight": ("g", config.hand_every)}
+    return {weight: how for weight, how in lazy.items() if getattr(config, weight)}
 
 
 def pair_penalties(config):

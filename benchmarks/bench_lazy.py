@@ -32,12 +32,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+LABELS = {"r1_gamma": "R1", "hand_weight": "hand", "fine_style_weight": "fine style"}
+
+
 def lazy_penalties(config):
-    """{name: (the optimizer whose updates count, every)} of the penalties this recipe has on."""
-    on = {"R1": ("d", config.r1_every, config.r1_gamma and config.loss != "wgan-gp"),
-          "hand": ("g", config.hand_every, config.hand_weight),
-          "fine style": ("g", config.fine_style_every, config.fine_style_weight)}
-    return {name: (who, every) for name, (who, every, weight) in on.items() if weight}
+    """{label: (the optimizer whose updates count, every)} of the penalties this recipe has
+    on (config.lazy_penalties, named for the table)."""
+    return {LABELS[weight]: how for weight, how in config_lib.lazy_penalties(config).items()}
 
 
 def step_clock(penalties):

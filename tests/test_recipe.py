@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import config as config_lib
 import stylegan
 import utils
 import visual
@@ -178,3 +179,13 @@ def test_every_lever_together_trains_compiled_with_finite_losses(recipe):
     assert np.all(np.isfinite(history.history["d_loss"] + history.history["g_loss"]))
     z = np.random.default_rng(0).normal(size=(2, model.n_style, 8)).astype("float32")
     assert np.all(np.abs(stylegan.generate(model.sampling_generator, z, seed=0)) <= 1)
+
+
+def test_the_lazy_penalties_are_those_on_each_counted_by_its_own_networks_updates():
+    default = config_lib.PRESETS["stylegan"]
+    assert config_lib.lazy_penalties(default) == {"r1_gamma": ("d", 16), "hand_weight": ("g", 4)}
+    fine = config_lib.from_dict({**config_lib.to_dict(default), "hand_weight": 0.0,
+                                 "r1_gamma": 0.0, "fine_style_weight": 1.0,
+                                 "fine_style_every": 3})
+    assert config_lib.lazy_penalties(fine) == {"fine_style_weight": ("g", 3)}
+    assert config_lib.lazy_penalties(config_lib.PRESETS["tutorial"]) == {}
