@@ -159,8 +159,10 @@ def check_penalty_split_unchanged(saved, given):
     """The pair penalties train the mix at the grid's split: a resumed run that goes on with one
     keeps its grid's split, or the grid flags would change what it trains."""
     weights = [name for name in config_lib.pair_penalties(saved) if given.get(name) != 0]
+    if not weights:
+        return
     for key in ("grid_coarse_size", "grid_crossover"):
-        if weights and key in given and given[key] != getattr(saved, key):
+        if key in given and given[key] != getattr(saved, key):
             was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
             penalty = as_flags(weights[0], getattr(saved, weights[0]))
             raise UserError(f"--resume: {penalty} trains the mixes at the grid's split, so the "

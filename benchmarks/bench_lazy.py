@@ -38,7 +38,8 @@ LABELS = {"r1_gamma": "R1", "hand_weight": "hand", "fine_style_weight": "fine st
 def lazy_penalties(config):
     """{label: (the optimizer whose updates count, every)} of the penalties this recipe has
     on (config.lazy_penalties, named for the table)."""
-    return {LABELS[weight]: how for weight, how in config_lib.lazy_penalties(config).items()}
+    return {LABELS.get(weight, weight): how
+            for weight, how in config_lib.lazy_penalties(config).items()}
 
 
 def step_clock(penalties):
