@@ -2,6 +2,7 @@
 GPU run on paper).
 
     python benchmarks/flops.py                      # the MNIST default and 64x64 faces
+    python benchmarks/flops.py --sizes 28 --set d_filters=64   # the cost of one lever
 
 TensorFlow's profiler adds up the float operations registered for every op of the compiled
 step's graph: the convolutions and both their gradients, the matmuls, the elementwise ops. The
@@ -9,7 +10,6 @@ graph is traced in float32; the count does not depend on the precision. Not coun
 inside tf.cond branches, i.e. lazy R1, which runs on every 16th D step only. What the count
 implies on a GPU is an estimate (README, Speed).
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,16 +21,24 @@ import utils  # noqa: E402
 utils.quiet_tensorflow_start()
 
 
-def step_flops(image_size, batch_size=0, preset="stylegan"):
-    """Float operations of one training step of the preset at image_size (batch_size 0: the
+def bench_args(image_size, batch_size=0, preset="stylegan"):
+    """bench_train.py's arguments for one step of the preset at image_size (batch_size 0: the
     preset's)."""
+    import bench_train
+
+    flags = ["--image-size", str(image_size), "--presets", preset]
+    return bench_train.parse_args(flags + (["--batch-size", str(batch_size)] if batch_size else []))
+
+
+def step_flops(image_size, batch_size=0, preset="stylegan", overrides=()):
+    """Float operations of one training step of the preset at image_size, with the Config
+    overrides ("name=value", as bench_train.py's --set) applied."""
     import tensorflow as tf
 
     import bench_train
 
-    flags = ["--image-size", str(image_size), "--presets", preset]
-    args = bench_train.parse_args(flags + (["--batch-size", str(batch_size)] if batch_size else []))
-    step, batch = bench_train.make_step("compiled", "float32", preset, args)
+    step, batch = bench_train.make_step("compiled", "float32", preset,
+                                        bench_args(image_size, batch_size, preset), overrides)
     graph = step.get_concrete_function(batch).graph
     tf.get_logger().setLevel("ERROR")  # the v1 profiler's deprecation notice
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
@@ -38,15 +46,45 @@ def step_flops(image_size, batch_size=0, preset="stylegan"):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
+def check_args(args):
+    """The sizes as ints; one line and exit code 2 (raised as UserError) for a bad size or --set,
+    before anything is traced."""
+    import bench_train
+
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        raise utils.UserError(f"--sizes {args.sizes!r}: give image sizes such as 28,64") from None
+    if args.batch_size < 0:
+        raise utils.UserError("--batch-size must be 0 (the recipe's) or more")
+    bench_train.check_overrides(args.set)
+    for size in sizes:
+        try:
+            bench_train.bench_config("stylegan", bench_args(size, args.batch_size),
+                                     overrides=args.set)
+        except bench_train.config_lib.ConfigError as error:
+            raise utils.UserError(f"--sizes {size}: {error}") from None
+    return sizes
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = utils.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="28,64", help="image sizes (28: MNIST)")
     p.add_argument("--batch-size", type=int, default=0, help="0: the recipe's (64)")
+    p.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
+                   help="a Config setting of the default recipe, e.g. d_filters=64 "
+                        "(repeatable), as bench_train.py takes it")
     args = p.parse_args(argv)
-    for size in (int(s) for s in args.sizes.split(",")):
-        flops = step_flops(size, args.batch_size)
+    try:
+        sizes = check_args(args)
+    except utils.UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for size in sizes:
+        flops = step_flops(size, args.batch_size, overrides=args.set)
         print(f"{size}x{size}: {flops / 1e9:,.1f} GFLOP a training step")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -82,6 +82,27 @@ def test_a_step_s_counted_flops_grow_with_the_batch_and_are_mostly_convolutions(
     assert per_image[1] > 3 * 2 * 28 * 28 * 9 * 64 * 64
 
 
+def test_the_flops_count_sees_a_set_lever_a_wider_discriminator():
+    import flops
+
+    default, wider_d = (flops.step_flops(28, 8, overrides=o) / 8 for o in ((), ["d_filters=64"]))
+    # D's second conv (5x5, stride 2, 14x14 -> 7x7) grows from 32 -> 64 to 64 -> 128 channels;
+    # once forward with its two gradients on one image, the step counts at least that much more
+    assert wider_d - default > 3 * 2 * 7 * 7 * 25 * (64 * 128 - 32 * 64)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "nope=1"], "--set nope=1: give SETTING=VALUE with a Config setting"),
+    (["--set", "d_filters=0"], "--sizes 28: --set d_filters must be in [1, 4096], got 0"),
+    (["--sizes", "28,x"], "--sizes '28,x': give image sizes such as 28,64"),
+])
+def test_the_flops_count_refuses_bad_values_in_one_line(flags, message):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "flops.py"), *flags],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.startswith("error: ") and message in run.stderr
+    assert run.stderr.count("\n") == 1
+
+
 def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
                           "--values", "1,2", "--steps", "2", "--rounds", "1"],
