@@ -3,6 +3,7 @@
     python benchmarks/bench_execution.py                      # the default recipe, 1, 8 and 32
     python benchmarks/bench_execution.py --values 1,4 --steps 64 --rounds 3
     python benchmarks/bench_execution.py --setting hand_weight --values 0,1   # a penalty's cost
+    python benchmarks/bench_execution.py --setting filters,d_filters --values 64/32,48/64  # both
 
 Keras' `steps_per_execution` runs that many training steps in one compiled call, so Python
 dispatches (and callbacks run) once per call instead of once per step. Each value gets its own
@@ -11,8 +12,8 @@ a warm-up fit traces the call, then one fit of --steps steps is timed. Every rou
 value in turn (a shared machine's speed drifts from one minute to the next: rounds interleave
 the values, and the median round counts). The ratios against the first value, measured in one
 run, are the figures to compare across machines. The setting is steps_per_execution unless
---setting names another; a whole fit is timed, so a lazy penalty's occasional steps count at
-their share.
+--setting names another (or several, comma-separated, each value then giving theirs joined by
+"/"); a whole fit is timed, so a lazy penalty's occasional steps count at their share.
 """
 import argparse
 import json
@@ -33,9 +34,10 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--setting", default="steps_per_execution",
                    help="the Config field (of the networks or the step) whose --values are "
-                        "timed")
+                        "timed; several, comma-separated, to time them together")
     p.add_argument("--values", default="1,8,32",
-                   help="comma-separated values of --setting; ratios are to the first")
+                   help="comma-separated values of --setting (of several settings: each as "
+                        "64/32); ratios are to the first")
     p.add_argument("--steps", type=int, default=96,
                    help="timed steps per fit, a multiple of every value")
     p.add_argument("--rounds", type=int, default=3)
@@ -48,13 +50,19 @@ def parse_args(argv=None):
 def check_args(args):
     """A Config for each value, checked as train.py checks flags; one line and exit code 2 for
     anything out of range."""
-    if args.setting not in config_lib.FIELDS or args.setting in NOT_IN_THE_STEP:
-        raise UserError(f"--setting {args.setting!r}: give a setting of the network or the "
-                        f"step (config.py lists them; {', '.join(NOT_IN_THE_STEP)} do not "
-                        f"change a step)")
-    values = [json_or_text(text) for text in args.values.split(",")]
+    names = args.setting.split(",")
+    for name in names:
+        if name not in config_lib.FIELDS or name in NOT_IN_THE_STEP:
+            raise UserError(f"--setting {name!r}: give a setting of the network or the "
+                            f"step (config.py lists them; {', '.join(NOT_IN_THE_STEP)} do not "
+                            f"change a step)")
+    values = args.values.split(",")
     if len(set(values)) < len(values):
         raise UserError(f"--values {args.values}: a value is given twice")
+    for value in values:
+        if len(value.split("/")) != len(names):
+            raise UserError(f"--values {value!r}: give {len(names)} value(s) joined by '/', "
+                            f"one for each of --setting {args.setting}")
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--steps and --rounds must be at least 1")
     configs = {}
@@ -79,8 +87,11 @@ NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buff
 
 
 def recipe(args, value):
+    """The preset's Config with --setting at `value` (text: "1", or "64/32" for two settings)."""
+    chosen = {name: json_or_text(text)
+              for name, text in zip(args.setting.split(","), value.split("/"))}
     settings = {**config_lib.to_dict(config_lib.PRESETS[args.preset]),
-                "precision": args.precision, args.setting: value}
+                "precision": args.precision, **chosen}
     return config_lib.from_dict(settings, lambda name: f"--values of {name}")
 
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_execution  # noqa: E402
 import bench_lazy  # noqa: E402
 import bench_train  # noqa: E402
 import profile_step  # noqa: E402
@@ -116,6 +117,13 @@ def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
                                                           abs=0.02)
 
 
+def test_the_steps_per_execution_benchmark_times_several_settings_together():
+    args = bench_execution.parse_args(["--setting", "filters,d_filters", "--values", "64/32,48/64"])
+    configs = bench_execution.check_args(args)
+    assert [(c.filters, c.d_filters) for c in configs.values()] == [(64, 32), (48, 64)]
+    assert list(configs) == ["64/32", "48/64"]  # the table's rows, as given
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--values", "1,3", "--steps", "4"], "--steps 4 must be a multiple of every steps_per_"),
     (["--values", "1,x"], "--values of steps_per_execution must be int, got 'x'"),
@@ -127,6 +135,9 @@ def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
     (["--preset", "tutorial", "--setting", "hand_weight", "--values", "0,1"],
      "hand_weight=1 in --preset tutorial, as train.py says: --hand-weight 1"),
     (["--setting", "hand_weight", "--values", "0,-1"], "hand_weight must be in [0.0, 1000000.0]"),
+    (["--setting", "filters,d_filters", "--values", "64/32,48"],
+     "--values '48': give 2 value(s) joined by '/', one for each of --setting filters,d_filters"),
+    (["--setting", "filters,epochs", "--values", "64/1"], "--setting 'epochs': give a setting"),
 ])
 def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags, message):
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
