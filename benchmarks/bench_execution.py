@@ -51,18 +51,21 @@ def check_args(args):
     """A Config for each value, checked as train.py checks flags; one line and exit code 2 for
     anything out of range."""
     names = args.setting.split(",")
+    if len(set(names)) < len(names):
+        raise UserError(f"--setting {args.setting}: a setting is named twice")
     for name in names:
         if name not in config_lib.FIELDS or name in NOT_IN_THE_STEP:
             raise UserError(f"--setting {name!r}: give a setting of the network or the "
                             f"step (config.py lists them; {', '.join(NOT_IN_THE_STEP)} do not "
                             f"change a step)")
     values = args.values.split(",")
-    if len(set(values)) < len(values):
-        raise UserError(f"--values {args.values}: a value is given twice")
     for value in values:
         if len(value.split("/")) != len(names):
             raise UserError(f"--values {value!r}: give {len(names)} value(s) joined by '/', "
                             f"one for each of --setting {args.setting}")
+    parsed = [tuple(json_or_text(part.strip()) for part in value.split("/")) for value in values]
+    if len(set(parsed)) < len(parsed):
+        raise UserError(f"--values {args.values}: a value is given twice")
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--steps and --rounds must be at least 1")
     configs = {}
@@ -88,7 +91,7 @@ NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buff
 
 def recipe(args, value):
     """The preset's Config with --setting at `value` (text: "1", or "64/32" for two settings)."""
-    chosen = {name: json_or_text(text)
+    chosen = {name: json_or_text(text.strip())
               for name, text in zip(args.setting.split(","), value.split("/"))}
     settings = {**config_lib.to_dict(config_lib.PRESETS[args.preset]),
                 "precision": args.precision, **chosen}

@@ -107,7 +107,7 @@ def json_or_text(text):
     """1 and 0.5 and true as JSON reads them; d_first (or [], which no setting takes) as itself."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or too long or deep to read as JSON
         return text
     return value if isinstance(value, (bool, int, float, str)) else text
 

@@ -47,23 +47,33 @@ def step_flops(image_size, batch_size=0, preset="stylegan", overrides=()):
 
 
 def check_args(args):
-    """The sizes as ints; one line and exit code 2 (raised as UserError) for a bad size or --set,
-    before anything is traced."""
+    """The sizes as ints; one line and exit code 2 (raised as UserError) for a bad size, batch or
+    --set, before anything is traced."""
     import bench_train
 
+    config_lib = bench_train.config_lib
+    allowed = (config_lib.MNIST_SIZE, *config_lib.FOLDER_SIZES)
     try:
         sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
-        raise utils.UserError(f"--sizes {args.sizes!r}: give image sizes such as 28,64") from None
-    if args.batch_size < 0:
-        raise utils.UserError("--batch-size must be 0 (the recipe's) or more")
+        sizes = []
+    if not sizes or any(size not in allowed for size in sizes) or len(set(sizes)) < len(sizes):
+        raise utils.UserError(f"--sizes {args.sizes!r}: give different image sizes from "
+                              f"{', '.join(map(str, allowed))} (28: MNIST), such as 28,64")
+    if not 0 <= args.batch_size <= 2500:
+        raise utils.UserError("--batch-size must be 0 (the recipe's) to 2,500 (the shipped "
+                              "sample's digits)")
+    owned = [text for text in args.set if text.split("=")[0] in bench_train.OWN_FLAGS]
+    if owned:
+        raise utils.UserError(f"--set {owned[0]}: flops.py counts the default recipe at "
+                              f"--sizes and --batch-size; it does not change that setting")
     bench_train.check_overrides(args.set)
     for size in sizes:
         try:
             bench_train.bench_config("stylegan", bench_args(size, args.batch_size),
                                      overrides=args.set)
-        except bench_train.config_lib.ConfigError as error:
-            raise utils.UserError(f"--sizes {size}: {error}") from None
+        except config_lib.ConfigError as error:
+            raise utils.UserError(f"{error} (at --sizes {size})") from None
     return sizes
 
 

@@ -94,8 +94,12 @@ def test_the_flops_count_sees_a_set_lever_a_wider_discriminator():
 
 @pytest.mark.parametrize("flags, message", [
     (["--set", "nope=1"], "--set nope=1: give SETTING=VALUE with a Config setting"),
-    (["--set", "d_filters=0"], "--sizes 28: --set d_filters must be in [1, 4096], got 0"),
-    (["--sizes", "28,x"], "--sizes '28,x': give image sizes such as 28,64"),
+    (["--set", "d_filters=0"], "--set d_filters must be in [1, 4096], got 0 (at --sizes 28)"),
+    (["--set", "image_size=64"], "--set image_size=64: flops.py counts the default recipe at"),
+    (["--set", "d_filters=" + "1" * 5000], "--set d_filters must be int, got '111"),
+    (["--sizes", "28,x"], "--sizes '28,x': give different image sizes from 28, 32, 64"),
+    (["--sizes", "28,28"], "--sizes '28,28': give different image sizes"),
+    (["--batch-size", "5000"], "--batch-size must be 0 (the recipe's) to 2,500"),
 ])
 def test_the_flops_count_refuses_bad_values_in_one_line(flags, message):
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "flops.py"), *flags],
@@ -138,6 +142,8 @@ def test_the_steps_per_execution_benchmark_times_several_settings_together():
     (["--setting", "filters,d_filters", "--values", "64/32,48"],
      "--values '48': give 2 value(s) joined by '/', one for each of --setting filters,d_filters"),
     (["--setting", "filters,epochs", "--values", "64/1"], "--setting 'epochs': give a setting"),
+    (["--setting", "filters,filters", "--values", "64/48"], "a setting is named twice"),
+    (["--values", "1, 1"], "--values 1, 1: a value is given twice"),
 ])
 def test_the_steps_per_execution_benchmark_refuses_bad_values_in_one_line(flags, message):
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_execution.py"),
