@@ -69,9 +69,9 @@ def check_args(args):
     if args.rounds < 1 or args.steps < 1:
         raise UserError("--steps and --rounds must be at least 1")
     configs = {}
-    for value in values:
+    for value, parts in zip(values, parsed):
         try:
-            configs[value] = recipe(args, value)
+            configs[value] = recipe(args, parts)
         except config_lib.ConfigError as error:  # its flags are train.py's
             raise UserError(f"{args.setting}={value} in --preset {args.preset}, as train.py "
                             f"says: {error}") from None
@@ -89,10 +89,10 @@ NOT_IN_THE_STEP = ("preset", "epochs", "limit", "data", "dataset", "shuffle_buff
                    "grid_noise")
 
 
-def recipe(args, value):
-    """The preset's Config with --setting at `value` (text: "1", or "64/32" for two settings)."""
-    chosen = {name: json_or_text(text.strip())
-              for name, text in zip(args.setting.split(","), value.split("/"))}
+def recipe(args, parts):
+    """The preset's Config with each setting of --setting at its value in `parts` (one value
+    of --values, read: (1,) for "1", (64, 32) for "64/32")."""
+    chosen = dict(zip(args.setting.split(","), parts))
     settings = {**config_lib.to_dict(config_lib.PRESETS[args.preset]),
                 "precision": args.precision, **chosen}
     return config_lib.from_dict(settings, lambda name: f"--values of {name}")
