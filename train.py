@@ -133,7 +133,7 @@ def resolve_config(args, saved=None):
         if given.get("dataset") and "image_size" not in given:
             given["image_size"] = FOLDER_IMAGE_SIZE
         if given.get("dataset"):
-            given = {**config_lib.MNIST_ONLY_OFF, **given}
+            given = {**config_lib.MNIST_ONLY, **given}
         if given.get("loss") == "wgan-gp" and "beta_2" not in given:
             given["beta_2"] = 0.99  # as the tutorial's face runs
     try:

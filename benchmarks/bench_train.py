@@ -82,7 +82,7 @@ def bench_config(preset, args, precision="float32", overrides=()):
                 "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
     if settings["dataset"]:
-        settings.update(config_lib.MNIST_ONLY_OFF)
+        settings.update(config_lib.MNIST_ONLY)
     overridden = dict(parse_setting(text) for text in overrides)
     settings.update(overridden)
     if settings["loss"] == "wgan-gp":

@@ -83,13 +83,13 @@ def test_a_step_s_counted_flops_grow_with_the_batch_and_are_mostly_convolutions(
     assert per_image[1] > 3 * 2 * 28 * 28 * 9 * 64 * 64
 
 
-def test_the_flops_count_sees_a_set_lever_a_wider_discriminator():
+def test_the_flops_count_sees_a_set_lever_the_discriminator_s_width():
     import flops
 
-    default, wider_d = (flops.step_flops(28, 8, overrides=o) / 8 for o in ((), ["d_filters=64"]))
+    narrower_d, default = (flops.step_flops(28, 8, overrides=o) / 8 for o in (["d_filters=32"], ()))
     # D's second conv (5x5, stride 2, 14x14 -> 7x7) grows from 32 -> 64 to 64 -> 128 channels;
     # once forward with its two gradients on one image, the step counts at least that much more
-    assert wider_d - default > 3 * 2 * 7 * 7 * 25 * (64 * 128 - 32 * 64)
+    assert default - narrower_d > 3 * 2 * 7 * 7 * 25 * (64 * 128 - 32 * 64)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -168,10 +168,12 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
     assert both.g_lr == 0.01 and both.d_lr == 0.002  # --d-lr wins over --lr
 
 
-def test_a_folder_run_leaves_out_the_default_hand_penalty_which_measures_digits():
+def test_a_folder_run_leaves_out_the_settings_measured_on_digits_only():
     assert resolve().hand_weight == 0.1  # the default's MNIST recipe has it
     assert resolve("--dataset", "faces").hand_weight == 0.0
     assert resolve("--dataset", "faces", "--hand-weight", "0").hand_weight == 0.0
+    assert resolve().filters == 48 and resolve("--dataset", "faces").filters == 64
+    assert resolve("--dataset", "faces", "--filters", "32").filters == 32
 
 
 def test_a_resumed_run_with_the_hand_penalty_keeps_the_grid_split_it_trains_at():
