@@ -126,7 +126,7 @@ def check_args(args):
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if args.image_size == config_lib.MNIST_SIZE and (args.batch_size or 0) > 2500:
-        raise UserError("--batch-size: the shipped sample has 2,500 digits; ask for fewer")
+        raise UserError("--batch-size must be at most 2,500: a step's time needs no bigger batch")
     check_overrides(args.set)
     if args.set and set(args.presets.split(",")) == {"tutorial"}:
         raise UserError("--set changes the recipes timed against the tutorial's, which stays "

@@ -61,8 +61,8 @@ def check_args(args):
         raise utils.UserError(f"--sizes {args.sizes!r}: give different image sizes from "
                               f"{', '.join(map(str, allowed))} (28: MNIST), such as 28,64")
     if not 0 <= args.batch_size <= 2500:
-        raise utils.UserError("--batch-size must be 0 (the recipe's) to 2,500 (the shipped "
-                              "sample's digits)")
+        raise utils.UserError("--batch-size must be 0 (the recipe's) to 2,500: a step's count "
+                              "needs no bigger batch")
     owned = [text for text in args.set if text.split("=")[0] in bench_train.OWN_FLAGS]
     if owned:
         raise utils.UserError(f"--set {owned[0]}: flops.py counts the default recipe at "

@@ -38,6 +38,7 @@ def test_the_table_compares_each_epoch_with_the_tutorials_best_and_each_precisio
     (["--set", "step=bogus"], "--presets stylegan: --set step must be one of g_first, d_first"),
     (["--set", "step=d_first", "--presets", "tutorial"], "add another preset"),
     (["--d-steps", "2"], "--d-steps 2: the tutorial's step updates D once"),
+    (["--batch-size", "2501"], "--batch-size must be at most 2,500"),
 ])
 def test_a_bad_setting_is_refused_in_one_line_before_any_measurement(flags, message):
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *flags],
