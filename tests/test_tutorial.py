@@ -16,8 +16,11 @@ TUTORIAL_G = {"const": 6_272, "const_noise": 128, "style_0": 106_880, "style_1":
               "style_2": 53_504, "to_image": 1_601}  # + the mapping net's 29,440 = 251,329
 # The default recipe's (measured: docs/results.md): D 32/64 wide, 5x5, no BatchNorm, a
 # minibatch std channel; G with a 3-layer mapping net and a styled to_image
-DEFAULT_D = [("Conv2D", 832), ("Conv2D", 51_264), ("Dense", 3_186)]  # 55,282
-DEFAULT_G = {**TUTORIAL_G, "to_image_mod": 16_512}  # + the mapping net's 45,952 = 284,353
+# D: 5x5 convs 1 -> 64 -> 128, the logit on 7x7x(128 + the minibatch std channel): 212,914
+DEFAULT_D = [("Conv2D", 1_664), ("Conv2D", 204_928), ("Dense", 6_322)]
+# G's style blocks at 48 filters (the tutorial's: 64), a style on to_image
+DEFAULT_G = {"const": 6_272, "const_noise": 128, "style_0": 88_416, "style_1": 33_216,
+             "style_2": 33_216, "to_image_mod": 12_384, "to_image": 1_201}  # + mapping 45,952
 
 
 def d_layers(discriminator):
@@ -49,7 +52,7 @@ def test_the_default_presets_networks_are_the_ones_measured():
     g, d, g_ema = stylegan.build_networks(PRESETS["stylegan"])
     assert d_layers(d) == DEFAULT_D
     assert synthesis_layers(g) == DEFAULT_G
-    assert len(g.get_layer("map").f) == 3 and trainable(g) == 284_353
+    assert len(g.get_layer("map").f) == 3 and trainable(g) == 220_785
     assert trainable(g_ema) == 0 and g_ema.count_params() == g.count_params()
 
 
