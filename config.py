@@ -118,6 +118,9 @@ class Config:
                              fixed=True, at_least=1, at_most=4096)
     d_kernel: int = setting(4, "MNIST D: kernel size of its two strided convs", fixed=True,
                             at_least=1, at_most=28)
+    d_dropout: float = setting(0.3, "MNIST D: rate of the Dropout after each conv "
+                               "(tutorial: 0.3; 0 leaves the layers out, as the paper's D)",
+                               fixed=True, at_least=0.0, below=1.0)
     d_batchnorm: bool = setting(True, "BatchNormalization in the MNIST discriminator "
                                 "(tutorial)", fixed=True)
     minibatch_std: bool = setting(False, "minibatch standard deviation channel in D (paper)",

@@ -446,7 +446,8 @@ def _build_synthesis(n_style, w_dim, filters, const_channels, base, img_shape, u
 
 
 def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False,
-                        equalized=False, filters=64, kernel_size=4, leaky_slope=0.3):
+                        equalized=False, filters=64, kernel_size=4, leaky_slope=0.3,
+                        dropout=0.3):
     """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别),
     the mnist_uni_disc_cnn of its gan_cnn.py: two strided convs, `filters` then 2 * filters
     wide, each followed by BatchNorm, LeakyReLU and Dropout 0.3, then one Dense logit.
@@ -454,19 +455,21 @@ def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False
     batchnorm=False drops its BatchNormalization layers (the paper's D has none, and R1 wants
     each sample's gradient alone); minibatch_std=True adds the paper's minibatch standard
     deviation channel before the last layer, so D can see a batch that lacks variety;
-    equalized=True gives its Conv2D and Dense layers an equalised learning rate.
+    equalized=True gives its Conv2D and Dense layers an equalised learning rate; dropout=0
+    leaves the Dropout layers out (the paper's D has none), so D holds no random state.
     """
     norm = (lambda: [layers.BatchNormalization()]) if batchnorm else (lambda: [])
+    drop = (lambda: [layers.Dropout(dropout)]) if dropout else (lambda: [])
     return keras.Sequential([
         keras.Input(img_shape),
         conv(filters, kernel_size, equalized, strides=2, padding="same"),
         *norm(),
         layers.LeakyReLU(leaky_slope),
-        layers.Dropout(0.3),
+        *drop(),
         conv(2 * filters, kernel_size, equalized, strides=2, padding="same"),
         *norm(),
         layers.LeakyReLU(leaky_slope),
-        layers.Dropout(0.3),
+        *drop(),
         *([MinibatchStd(name="minibatch_std")] if minibatch_std else []),
         layers.Flatten(),
         # a logit: real > 0 > fake; float32 for the loss
@@ -704,7 +707,8 @@ def build_networks(config):
     if config.image_size == MNIST_SIZE:
         discriminator = build_discriminator(img_shape, config.d_batchnorm, config.minibatch_std,
                                             config.equalized_lr, config.d_filters,
-                                            config.d_kernel, config.leaky_slope)
+                                            config.d_kernel, config.leaky_slope,
+                                            config.d_dropout)
     else:
         discriminator = build_deep_discriminator(img_shape, config.filters, config.max_filters,
                                                  config.minibatch_std, config.equalized_lr,
