@@ -162,6 +162,21 @@ def test_a_checkpoint_from_before_the_hand_penalty_reads_it_as_off_not_as_todays
     assert config == model.config
 
 
+def test_a_checkpoint_from_before_d_dropout_reads_the_tutorials_dropout_and_resumes(tmp_path):
+    model = tiny_gan()  # the tutorial's D, with its two Dropout(0.3) layers
+    path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
+    meta = json.loads(path.read_text())
+    del meta["config"]["d_dropout"]
+    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
+    path.write_text(json.dumps(meta))
+    meta, config = utils.read_checkpoint(path)
+    assert config.d_dropout == 0.3 and config == model.config
+    restored = stylegan.make_gan(config)
+    utils.load_checkpoint(restored, path, meta)  # the Dropout layers' random states too
+    for a, b in zip(model.d.weights, restored.d.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_format_3_interrupted_checkpoint_resumes_its_epoch_from_the_start(tiny_model,
                                                                            tmp_path):
     path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])

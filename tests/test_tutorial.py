@@ -1,5 +1,7 @@
 """`--preset tutorial` is the tutorial's code: its networks weight for weight, its step, its one
 Adam, its mixing, its initialisations; and the default preset's networks as measured."""
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -96,6 +98,18 @@ def test_the_tutorials_discriminator_layer_by_layer():
     assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in convs] == [
         (64, (4, 4), (2, 2), "same"), (128, (4, 4), (2, 2), "same")]
     assert {layer.rate for layer in d.layers if isinstance(layer, keras.layers.Dropout)} == {0.3}
+
+
+def test_d_dropout_0_leaves_the_discriminators_dropout_out_and_keeps_its_weights():
+    keras.utils.set_random_seed(0)
+    images = tf.random.normal((4, 28, 28, 1))
+    for rate, kinds in ((0.3, {"Dropout"}), (0.0, set())):
+        d = stylegan.build_networks(dataclasses.replace(PRESETS["tutorial"], d_dropout=rate))[1]
+        assert {type(layer).__name__ for layer in d.layers} & {"Dropout"} == kinds
+        assert d.count_params() == 139_329  # Dropout has no weights
+        # in training, only Dropout makes two passes over the same images differ
+        same = np.allclose(d(images, training=True), d(images, training=True))
+        assert same == (rate == 0.0)
 
 
 def test_a_style_block_computes_the_tutorials_formula():
