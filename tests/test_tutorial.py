@@ -16,8 +16,8 @@ TUTORIAL_D = [("Conv2D", 1_088), ("BatchNormalization", 256), ("Conv2D", 131_200
               ("BatchNormalization", 512), ("Dense", 6_273)]  # 139,329
 TUTORIAL_G = {"const": 6_272, "const_noise": 128, "style_0": 106_880, "style_1": 53_504,
               "style_2": 53_504, "to_image": 1_601}  # + the mapping net's 29,440 = 251,329
-# The default recipe's (measured: docs/results.md): D 32/64 wide, 5x5, no BatchNorm, a
-# minibatch std channel; G with a 3-layer mapping net and a styled to_image
+# The default recipe's (measured: docs/results.md): D 64/128 wide, 5x5, no BatchNorm or
+# Dropout, a minibatch std channel; G with a 3-layer mapping net and a styled to_image
 # D: 5x5 convs 1 -> 64 -> 128, the logit on 7x7x(128 + the minibatch std channel): 212,914
 DEFAULT_D = [("Conv2D", 1_664), ("Conv2D", 204_928), ("Dense", 6_322)]
 # G's style blocks at 48 filters (the tutorial's: 64), a style on to_image
@@ -53,6 +53,7 @@ def test_the_tutorial_presets_networks_have_the_tutorials_weights_layer_by_layer
 def test_the_default_presets_networks_are_the_ones_measured():
     g, d, g_ema = stylegan.build_networks(PRESETS["stylegan"])
     assert d_layers(d) == DEFAULT_D
+    assert not [layer for layer in d.layers if isinstance(layer, keras.layers.Dropout)]
     assert synthesis_layers(g) == DEFAULT_G
     assert len(g.get_layer("map").f) == 3 and trainable(g) == 220_785
     assert trainable(g_ema) == 0 and g_ema.count_params() == g.count_params()
