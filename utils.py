@@ -276,9 +276,11 @@ def digest(meta, weights):
 def list_checkpoints(ckpt_dir, with_weights=True):
     """Every checkpoint json (with its weights beside it, unless with_weights=False), oldest
     first (a mid-epoch one after the completed checkpoint it started from)."""
-    found = [(checkpoint_position(path), path) for path in Path(ckpt_dir).glob("ckpt-*.json")
-             if weights_of(path).is_file() or not with_weights]
-    return [path for position, path in sorted(found) if position]
+    found = [(position, path) for path in Path(ckpt_dir).glob("ckpt-*.json")
+             # not evaluate.py's ckpt-NNNN.eval.json, written beside a checkpoint
+             if (position := checkpoint_position(path))
+             and (weights_of(path).is_file() or not with_weights)]
+    return [path for _, path in sorted(found)]
 
 
 def read_checkpoint(meta_path):

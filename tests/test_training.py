@@ -177,6 +177,13 @@ def test_a_checkpoint_from_before_d_dropout_reads_the_tutorials_dropout_and_resu
         np.testing.assert_array_equal(a, b)
 
 
+def test_evaluate_pys_json_beside_a_checkpoint_is_not_listed_as_one(tiny_model, tmp_path):
+    path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    (tmp_path / "ckpt-0001.eval.json").write_text("{}")  # as evaluate.py writes it
+    assert utils.list_checkpoints(tmp_path) == [path]
+    assert utils.list_checkpoints(tmp_path, with_weights=False) == [path]  # --resume's check
+
+
 def test_a_format_3_interrupted_checkpoint_resumes_its_epoch_from_the_start(tiny_model,
                                                                            tmp_path):
     path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
