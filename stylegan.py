@@ -450,7 +450,8 @@ def build_discriminator(img_shape=IMG_SHAPE, batchnorm=True, minibatch_std=False
                         dropout=0.3):
     """The tutorial's discriminator: "no different from earlier networks" (与以前的网络没什么差别),
     the mnist_uni_disc_cnn of its gan_cnn.py: two strided convs, `filters` then 2 * filters
-    wide, each followed by BatchNorm, LeakyReLU and Dropout 0.3, then one Dense logit.
+    wide, each followed by BatchNorm, LeakyReLU and Dropout (the tutorial's rate: 0.3), then
+    one Dense logit.
 
     batchnorm=False drops its BatchNormalization layers (the paper's D has none, and R1 wants
     each sample's gradient alone); minibatch_std=True adds the paper's minibatch standard
