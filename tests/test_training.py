@@ -148,15 +148,22 @@ def test_a_format_2_checkpoint_reads_back_with_the_values_the_code_had_then(tmp_
     np.testing.assert_array_equal(restored.seed_generator.state, model.seed_generator.state)
 
 
-def test_a_checkpoint_from_before_the_hand_penalty_reads_it_as_off_not_as_todays_default(
-        tmp_path):
-    model = tiny_gan(shared_optimizer=False)  # no penalty: as every run before the field
-    path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
+def saved_without_fields(model, folder, *names):
+    """A checkpoint of `model` as the code wrote it before the config fields `names` existed
+    (its digest over the json as then)."""
+    path = utils.save_checkpoint(model, folder, 1, [{"epoch": 1}])
     meta = json.loads(path.read_text())
-    for name in ("hand_weight", "hand_every"):
+    for name in names:
         del meta["config"][name]
     meta["sha256"] = utils.digest(meta, utils.weights_of(path))
     path.write_text(json.dumps(meta))
+    return path
+
+
+def test_a_checkpoint_from_before_the_hand_penalty_reads_it_as_off_not_as_todays_default(
+        tmp_path):
+    model = tiny_gan(shared_optimizer=False)  # no penalty: as every run before the field
+    path = saved_without_fields(model, tmp_path, "hand_weight", "hand_every")
     _, config = utils.read_checkpoint(path)
     assert config.hand_weight == 0.0 < config_lib.PRESETS["stylegan"].hand_weight
     assert config == model.config
@@ -164,11 +171,7 @@ def test_a_checkpoint_from_before_the_hand_penalty_reads_it_as_off_not_as_todays
 
 def test_a_checkpoint_from_before_d_dropout_reads_the_tutorials_dropout_and_loads(tmp_path):
     model = tiny_gan()  # the tutorial's D, with its two Dropout(0.3) layers
-    path = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
-    meta = json.loads(path.read_text())
-    del meta["config"]["d_dropout"]
-    meta["sha256"] = utils.digest(meta, utils.weights_of(path))
-    path.write_text(json.dumps(meta))
+    path = saved_without_fields(model, tmp_path, "d_dropout")
     meta, config = utils.read_checkpoint(path)
     # Config's default, the tutorial's, not today's preset's
     assert config.d_dropout == 0.3 != config_lib.PRESETS["stylegan"].d_dropout
