@@ -706,14 +706,16 @@ def build_networks(config):
         generator_ema.set_weights(generator.get_weights())
         generator_ema.trainable = False
     if config.image_size == MNIST_SIZE:
-        discriminator = build_discriminator(img_shape, config.d_batchnorm, config.minibatch_std,
-                                            config.equalized_lr, config.d_filters,
-                                            config.d_kernel, config.leaky_slope,
-                                            config.d_dropout)
+        discriminator = build_discriminator(
+            img_shape, batchnorm=config.d_batchnorm, minibatch_std=config.minibatch_std,
+            equalized=config.equalized_lr, filters=config.d_filters,
+            kernel_size=config.d_kernel, leaky_slope=config.leaky_slope,
+            dropout=config.d_dropout)
     else:
-        discriminator = build_deep_discriminator(img_shape, config.filters, config.max_filters,
-                                                 config.minibatch_std, config.equalized_lr,
-                                                 config.leaky_slope)
+        discriminator = build_deep_discriminator(
+            img_shape, filters=config.filters, max_filters=config.max_filters,
+            minibatch_std=config.minibatch_std, equalized=config.equalized_lr,
+            leaky_slope=config.leaky_slope)
     return generator, discriminator, generator_ema
 
 

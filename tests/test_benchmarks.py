@@ -1,6 +1,7 @@
 """The benchmark scripts: the speed table's ratios, their refusals, and the profile's summary."""
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -120,6 +121,20 @@ def test_the_steps_per_execution_benchmark_times_each_value_against_the_first():
     assert (one.strip(), two.strip(), ratio_one.strip()) == ("1", "2", "1.00x")
     assert float(ratio_two.strip()[:-1]) == pytest.approx(float(ms_one) / float(ms_two),
                                                           abs=0.02)
+
+
+def test_the_steps_per_execution_benchmark_leaves_a_fits_idle_ends_out_of_its_time():
+    def fit(steps, callbacks):  # as model.fit calls a callback, with idle time at both ends
+        time.sleep(0.3)
+        for step in range(steps):
+            for callback in callbacks:
+                callback.on_train_batch_begin(step)
+            time.sleep(0.02)
+            for callback in callbacks:
+                callback.on_train_batch_end(step)
+        time.sleep(0.5)
+
+    assert 0.02 <= bench_execution.seconds_per_step(fit, 5) < 0.05
 
 
 def test_the_steps_per_execution_benchmark_times_several_settings_together():
