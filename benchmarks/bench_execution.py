@@ -10,11 +10,11 @@ dispatches (and callbacks run) once per call instead of once per step. Each valu
 model in a process of its own, trained by `model.fit` on the shipped MNIST as train.py trains it:
 a warm-up fit traces the call, then one fit of --steps steps is timed, from its first step's
 start to its last step's end. Every round measures each value in turn (a shared machine's speed
-drifts from one minute to the next: rounds interleave the values, and the median round counts). The ratios against the first value, measured in one
-run, are the figures to compare across machines. The setting is steps_per_execution unless
---setting names another (or several, comma-separated, each value then giving theirs joined by
-"/"); all of a fit's steps are timed, so a lazy penalty's occasional steps count at their
-share.
+drifts from one minute to the next: rounds interleave the values, and the median round
+counts). The ratios against the first value, measured in one run, are the figures to compare
+across machines. The setting is steps_per_execution unless --setting names another (or several,
+comma-separated, each value then giving theirs joined by "/"); all of a fit's steps are timed,
+so a lazy penalty's occasional steps count at their share.
 """
 import argparse
 import json

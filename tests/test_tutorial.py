@@ -16,10 +16,10 @@ TUTORIAL_D = [("Conv2D", 1_088), ("BatchNormalization", 256), ("Conv2D", 131_200
               ("BatchNormalization", 512), ("Dense", 6_273)]  # 139,329
 TUTORIAL_G = {"const": 6_272, "const_noise": 128, "style_0": 106_880, "style_1": 53_504,
               "style_2": 53_504, "to_image": 1_601}  # + the mapping net's 29,440 = 251,329
-# The default recipe's (measured: docs/results.md): D 64/128 wide, 5x5, no BatchNorm or
+# The default recipe's (measured: docs/results.md): D 96/192 wide, 5x5, no BatchNorm or
 # Dropout, a minibatch std channel; G with a 3-layer mapping net and a styled to_image
-# D: 5x5 convs 1 -> 64 -> 128, the logit on 7x7x(128 + the minibatch std channel): 212,914
-DEFAULT_D = [("Conv2D", 1_664), ("Conv2D", 204_928), ("Dense", 6_322)]
+# D: 5x5 convs 1 -> 96 -> 192, the logit on 7x7x(192 + the minibatch std channel): 472,946
+DEFAULT_D = [("Conv2D", 2_496), ("Conv2D", 460_992), ("Dense", 9_458)]
 # G's style blocks at 48 filters (the tutorial's: 64), a style on to_image
 DEFAULT_G = {"const": 6_272, "const_noise": 128, "style_0": 88_416, "style_1": 33_216,
              "style_2": 33_216, "to_image_mod": 12_384, "to_image": 1_201}  # + mapping 45,952
