@@ -351,15 +351,14 @@ PRESETS["stylegan"] = dataclasses.replace(
     styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
     grid_coarse_size=28,  # rows give every style block, columns to_image's style
     hand_weight=0.1,  # the columns then give their stroke width: "each column one hand"
-    # measured last, on all of the above with D at 32/64 (docs/results.md, "A wider D paid
-    # for by a narrower G"): FID 7.2 against 9.0 on three seeds, at about the same epoch time,
-    # with D at 64/128 and G at 48; then D at 96/192 ("D at 96 then 192 filters"): FID 4.7,
-    # 4.5 and 4.6 against 5.4, 4.5 and 7.7, an epoch about 1.17x
-    d_filters=96,  # D 1.5x the tutorial's widths: 96/192
-    filters=48,  # G narrower than the tutorial's 64, to pay for D's width
-    # then, with D at 64/128 ("A stronger D by other means"): FID 5.4, 4.5 and 7.7 against 6.6,
-    # 8.0 and 7.0
+    # measured last, on all of the above, in this order (docs/results.md): D at 64/128 with G
+    # at 48 ("A wider D paid for by a narrower G"): FID 7.2 against 9.0 (D at 32/64) on three
+    # seeds, at about the same epoch time; D without Dropout ("D without Dropout, three
+    # seeds"): 5.4, 4.5 and 7.7 against 6.6, 8.0 and 7.0; D at 96/192 ("D at 96 then 192
+    # filters"): 4.7, 4.5 and 4.6 against 5.4, 4.5 and 7.7, at about 1.2x the epoch
+    filters=48,  # G narrower than the tutorial's 64: it paid for D at 64/128
     d_dropout=0.0,  # the paper's D: no Dropout
+    d_filters=96,  # D 1.5x the tutorial's widths: 96/192
 )
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The fields added with checkpoint format 3, at the values the code had before them (both
