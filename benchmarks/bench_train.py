@@ -5,9 +5,11 @@
     python benchmarks/bench_train.py --presets tutorial,stylegan --set step=d_first  # one lever
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
-real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps, of which the
-median counts. Every measurement is repeated --rounds times, in turn with the others, and the
-median round counts: a shared machine's speed drifts by 10-20% from one minute to the next.
+real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps in whole cycles
+of the recipe's lazy penalties (R1 every 16th step, the hand's every 4th: an epoch pays them),
+of which the median cycle's mean step counts. Every measurement is repeated --rounds times, in
+turn with the others, and the median round counts: a shared machine's speed drifts by 10-20%
+from one minute to the next.
 Each preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch;
 the default: 64, 937 steps), so the table gives seconds per MNIST epoch, their ratio to the
 tutorial preset's fastest epoch in the same run (its best precision), and each precision's speed
@@ -17,6 +19,7 @@ emulated: slow).
 """
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -40,7 +43,9 @@ WAYS = {  # name: how the step runs
 
 def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    p.add_argument("--steps", type=int, default=48,
+                   help="timed steps per measurement, rounded up to whole cycles of the lazy "
+                        "penalties (the default recipe's: 16 steps)")
     p.add_argument("--rounds", type=int, default=3,
                    help="measure every row this many times, in turn, and keep the median: "
                         "a shared machine's speed drifts between processes")
@@ -190,17 +195,36 @@ def run_worker(way, precision, preset, args):
     for _ in range(args.warmup):
         logs = step(batch)
     float(logs["g_loss"])  # wait for the warm-up to finish
+    cycle = lazy_cycle(bench_config(preset, args, precision, overrides_for(preset, args)))
     times = []
-    for _ in range(args.steps):  # the step returns once it has run (eager CPU tensors)
+    for _ in range(cycles_of(args.steps, cycle) * cycle):  # returns once run (CPU tensors)
         start = time.perf_counter()
         logs = step(batch)
         losses = [float(logs["d_loss"]), float(logs["g_loss"])]
         times.append(time.perf_counter() - start)
-    seconds = float(np.median(times))  # the median: a shared machine's bursts move the mean
+    seconds = epoch_step_seconds(times, cycle)
     print(json.dumps({"way": way, "precision": precision, "preset": preset, "step_s": seconds,
                       "batch_size": n,
                       "finite": bool(np.all(np.isfinite(losses))),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def lazy_cycle(config):
+    """Steps after which the lazy penalties (R1, the hand's, the fine-style one) repeat: an
+    epoch pays each in turn, so a step's time for an epoch is a mean over whole cycles."""
+    return math.lcm(1, *(every for _, every in config_lib.lazy_penalties(config).values()))
+
+
+def cycles_of(steps, cycle):
+    """Whole cycles that cover at least `steps` steps."""
+    return -(-steps // cycle)
+
+
+def epoch_step_seconds(times, cycle):
+    """A step's time in an epoch: each whole cycle's mean step, then the median cycle (a shared
+    machine's bursts move a mean; the median of single steps would leave the lazy ones out)."""
+    means = [statistics.fmean(times[i:i + cycle]) for i in range(0, len(times), cycle)]
+    return statistics.median(means)
 
 
 def measure(way, precision, preset, argv):

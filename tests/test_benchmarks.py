@@ -1,13 +1,16 @@
 """The benchmark scripts: the speed table's ratios, their refusals, and the profile's summary."""
+import dataclasses
 import subprocess
 import sys
 import time
 
 import pytest
 
+import config
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_epoch  # noqa: E402
 import bench_execution  # noqa: E402
 import bench_lazy  # noqa: E402
 import bench_train  # noqa: E402
@@ -33,6 +36,18 @@ def test_the_table_compares_each_epoch_with_the_tutorials_best_and_each_precisio
     assert "| 141 | 0.75x | 2.00x |" in lines[("stylegan", "compiled", "mixed_bfloat16")]
 
 
+def test_an_epoch_s_step_time_pays_the_lazy_penalties_in_whole_cycles():
+    default = config.PRESETS["stylegan"]
+    assert bench_train.lazy_cycle(config.PRESETS["tutorial"]) == 1
+    assert bench_train.lazy_cycle(default) == 16  # R1 every 16th step, the hand's every 4th
+    assert bench_train.lazy_cycle(dataclasses.replace(default, r1_gamma=0.0)) == 4
+    assert bench_train.cycles_of(20, 16) == 2 and bench_train.cycles_of(32, 16) == 2
+    # a penalty every 4th step at twice the plain step's time: 1.25 a step, where the median
+    # of single steps would say 1; one cycle slowed by a burst does not move the median cycle
+    times = [1.0, 1.0, 1.0, 2.0] * 2 + [9.0, 9.0, 9.0, 9.0]
+    assert bench_train.epoch_step_seconds(times, 4) == 1.25
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--set", "no_such_setting=1"], "--set no_such_setting=1: give SETTING=VALUE with a Config"),
     (["--set", "precision=float32"], "--set precision: use --precision"),
@@ -47,6 +62,31 @@ def test_a_bad_setting_is_refused_in_one_line_before_any_measurement(flags, mess
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.startswith("error: ") and message in run.stderr
     assert run.stderr.count("\n") == 1
+
+
+def test_an_epoch_s_time_is_read_from_the_last_epoch_s_progress_bar():
+    bar = "\x1b[1m{0}/200\x1b[0m \x1b[32m━━━━\x1b[0m \x1b[1m{1}\x1b[0m {2}/step - d_loss: 0.6"
+    epoch = lambda eta_ms, total, ms: "\r".join([bar.format(199, "0s", f"{eta_ms}ms"),
+                                                  bar.format(200, "0s", f"{ms}ms"),
+                                                  bar.format(200, total, f"{ms}ms")])
+    output = "\n".join(["Epoch 1/2", epoch(150, "31s", 155), "Epoch 2/2", epoch(90, "19s", 93),
+                        "Saved runs/x/generator.keras"])
+    assert bench_epoch.step_seconds(output) == pytest.approx(0.093)
+    assert bench_epoch.step_seconds("Epoch 1/2\n" + bar.format(200, "3s", "2s")) == 2.0
+    assert bench_epoch.step_seconds("error: no such file") is None
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], "give at least one --variant"),
+    (["--variant", "", "--commit", "no-such-commit"], "--commit no-such-commit: not a commit"),
+    (["--variant", "", "--data", "missing.npz"], "--data missing.npz: no such file"),
+    (["--variant", "--out 'unclosed"], "--variant \"--out 'unclosed\": No closing quotation"),
+    (["--variant", "", "--rounds", "0"], "--limit and --rounds must be at least 1"),
+])
+def test_a_bad_epoch_benchmark_is_refused_in_one_line_before_any_run(flags, message, capsys):
+    assert bench_epoch.main(flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
 def test_the_profile_attributes_the_step_s_op_time_to_g_and_d(capsys):
