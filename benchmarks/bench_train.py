@@ -6,8 +6,9 @@
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps in whole cycles
-of the recipe's lazy penalties (R1 every 16th step, the hand's every 4th: an epoch pays them),
-of which the median cycle's mean step counts. Every measurement is repeated --rounds times, in
+of the lazy penalties (the default's R1 on every 16th D update, its hand penalty on every 4th
+G update: an epoch pays them; every row is timed over the longest cycle of the recipes timed),
+and the median cycle's mean step counts. Every measurement is repeated --rounds times, in
 turn with the others, and the median round counts: a shared machine's speed drifts by 10-20%
 from one minute to the next.
 Each preset steps on its own batch (the tutorial: 32 real digits, so 1,875 steps an MNIST epoch;
@@ -45,7 +46,7 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=48,
                    help="timed steps per measurement, rounded up to whole cycles of the lazy "
-                        "penalties (the default recipe's: 16 steps)")
+                        "penalties (the default recipe's: 16 steps; the tutorial's: 1)")
     p.add_argument("--rounds", type=int, default=3,
                    help="measure every row this many times, in turn, and keep the median: "
                         "a shared machine's speed drifts between processes")
@@ -195,7 +196,7 @@ def run_worker(way, precision, preset, args):
     for _ in range(args.warmup):
         logs = step(batch)
     float(logs["g_loss"])  # wait for the warm-up to finish
-    cycle = lazy_cycle(bench_config(preset, args, precision, overrides_for(preset, args)))
+    cycle = timing_cycle(args)
     times = []
     for _ in range(cycles_of(args.steps, cycle) * cycle):  # returns once run (CPU tensors)
         start = time.perf_counter()
@@ -211,8 +212,16 @@ def run_worker(way, precision, preset, args):
 
 def lazy_cycle(config):
     """Steps after which the lazy penalties (R1, the hand's, the fine-style one) repeat: an
-    epoch pays each in turn, so a step's time for an epoch is a mean over whole cycles."""
+    epoch pays each in turn, so a step's time for an epoch is a mean over whole cycles. (R1
+    counts D updates: with d_steps D updates a step, 16 steps still hold whole R1 cycles.)"""
     return math.lcm(1, *(every for _, every in config_lib.lazy_penalties(config).values()))
+
+
+def timing_cycle(args):
+    """The steps each row's means are taken over: the longest cycle among the recipes timed, the
+    same for every row, so that every row's figure is the same statistic."""
+    return math.lcm(*(lazy_cycle(bench_config(preset, args, overrides=overrides_for(preset, args)))
+                      for preset in args.presets.split(",")))
 
 
 def cycles_of(steps, cycle):
@@ -291,7 +300,9 @@ def main(argv=None):
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s), "
           f"{' '.join(args.set) or 'no --set'}; "
-          f"{args.steps} timed steps after {args.warmup} warm-up, {args.rounds} round(s); "
+          f"{cycles_of(args.steps, timing_cycle(args)) * timing_cycle(args)} timed steps "
+          f"(means over {timing_cycle(args)}) after {args.warmup} warm-up, {args.rounds} "
+          f"round(s); "
           f"{os.cpu_count()} CPU cores")
     runs = [(way, precision, preset) for preset in args.presets.split(",")
             for precision in args.precision.split(",") for way in ways]

@@ -42,6 +42,9 @@ def test_an_epoch_s_step_time_pays_the_lazy_penalties_in_whole_cycles():
     assert bench_train.lazy_cycle(default) == 16  # R1 every 16th step, the hand's every 4th
     assert bench_train.lazy_cycle(dataclasses.replace(default, r1_gamma=0.0)) == 4
     assert bench_train.cycles_of(20, 16) == 2 and bench_train.cycles_of(32, 16) == 2
+    # every row of one run is timed over the same cycle, the tutorial's too
+    assert bench_train.timing_cycle(bench_train.parse_args([])) == 16
+    assert bench_train.timing_cycle(bench_train.parse_args(["--presets", "tutorial"])) == 1
     # a penalty every 4th step at twice the plain step's time: 1.25 a step, where the median
     # of single steps would say 1; one cycle slowed by a burst does not move the median cycle
     times = [1.0, 1.0, 1.0, 2.0] * 2 + [9.0, 9.0, 9.0, 9.0]
@@ -71,9 +74,19 @@ def test_an_epoch_s_time_is_read_from_the_last_epoch_s_progress_bar():
                                                   bar.format(200, total, f"{ms}ms")])
     output = "\n".join(["Epoch 1/2", epoch(150, "31s", 155), "Epoch 2/2", epoch(90, "19s", 93),
                         "Saved runs/x/generator.keras"])
-    assert bench_epoch.step_seconds(output) == pytest.approx(0.093)
-    assert bench_epoch.step_seconds("Epoch 1/2\n" + bar.format(200, "3s", "2s")) == 2.0
-    assert bench_epoch.step_seconds("error: no such file") is None
+    steps, seconds = bench_epoch.epoch_of(output)
+    assert steps == 200 and seconds == pytest.approx(0.093)
+    assert bench_epoch.epoch_of("Epoch 1/2\n" + bar.format(200, "3s", "2s")) == (200, 2.0)
+    assert bench_epoch.epoch_of("error: no such file") is None
+
+
+def test_the_epoch_table_compares_whole_epochs_when_batches_differ(capsys):
+    # 200 steps of 64 against 400 of 32 (the same images): 0.09 s a step is 18 s, 0.05 is 20 s
+    bench_epoch.print_table({"commit abc": [(200, 0.09), (200, 0.10)],
+                             "this checkout --batch-size 32": [(400, 0.05), (400, 0.05)]}, 12800)
+    out = capsys.readouterr().out
+    assert "| commit abc | 200 | 18.0, 20.0 | 19.0 | 1.00x |" in out
+    assert "| this checkout --batch-size 32 | 400 | 20.0, 20.0 | 20.0 | 1.05x |" in out
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -82,6 +95,9 @@ def test_an_epoch_s_time_is_read_from_the_last_epoch_s_progress_bar():
     (["--variant", "", "--data", "missing.npz"], "--data missing.npz: no such file"),
     (["--variant", "--out 'unclosed"], "--variant \"--out 'unclosed\": No closing quotation"),
     (["--variant", "", "--rounds", "0"], "--limit and --rounds must be at least 1"),
+    (["--variant", "--out runs/x"], "--out is the benchmark's own"),
+    (["--variant=--epochs=1"], "--epochs is the benchmark's own"),
+    (["--variant", "", "--variant", "  "], "'this checkout (defaults)' given twice"),
 ])
 def test_a_bad_epoch_benchmark_is_refused_in_one_line_before_any_run(flags, message, capsys):
     assert bench_epoch.main(flags) == 2
