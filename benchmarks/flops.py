@@ -18,8 +18,6 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 import utils  # noqa: E402
 
-utils.quiet_tensorflow_start()
-
 
 def bench_args(image_size, batch_size=0, preset="stylegan"):
     """bench_train.py's arguments for one step of the preset at image_size (batch_size 0: the
@@ -90,6 +88,7 @@ def main(argv=None):
     except utils.UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    utils.quiet_tensorflow_start()  # once the flags are checked: a refusal needs no TensorFlow
     for size in sizes:
         flops = step_flops(size, args.batch_size, overrides=args.set)
         print(f"{size}x{size}: {flops / 1e9:,.1f} GFLOP a training step")

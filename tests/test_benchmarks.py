@@ -1,5 +1,6 @@
 """The benchmark scripts: the speed table's ratios, their refusals, and the profile's summary."""
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -162,9 +163,13 @@ def test_the_flops_count_sees_a_set_lever_the_discriminator_s_width():
     (["--sizes", "28,28"], "--sizes '28,28': give different image sizes"),
     (["--batch-size", "5000"], "--batch-size must be 0 (the recipe's) to 2,500"),
 ])
-def test_the_flops_count_refuses_bad_values_in_one_line(flags, message):
+def test_the_flops_count_refuses_bad_values_in_one_line(flags, message, tmp_path):
+    # before TensorFlow loads: here a "tensorflow" that cannot be imported
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text("raise ImportError('too early')\n")
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "flops.py"), *flags],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert run.returncode == 2 and run.stderr.startswith("error: ") and message in run.stderr
     assert run.stderr.count("\n") == 1
 
