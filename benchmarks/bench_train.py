@@ -297,12 +297,11 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     ways = args.ways.split(",")
+    cycle = timing_cycle(args)
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
           f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s), "
-          f"{' '.join(args.set) or 'no --set'}; "
-          f"{cycles_of(args.steps, timing_cycle(args)) * timing_cycle(args)} timed steps "
-          f"(means over {timing_cycle(args)}) after {args.warmup} warm-up, {args.rounds} "
-          f"round(s); "
+          f"{' '.join(args.set) or 'no --set'}; {cycles_of(args.steps, cycle) * cycle} timed "
+          f"steps (means over {cycle}) after {args.warmup} warm-up, {args.rounds} round(s); "
           f"{os.cpu_count()} CPU cores")
     runs = [(way, precision, preset) for preset in args.presets.split(",")
             for precision in args.precision.split(",") for way in ways]
