@@ -7,7 +7,8 @@ GPU run on paper).
 TensorFlow's profiler adds up the float operations registered for every op of the compiled
 step's graph: the convolutions and both their gradients, the matmuls, the elementwise ops. The
 graph is traced in float32; the count does not depend on the precision. Not counted: the ops
-inside tf.cond branches, i.e. lazy R1, which runs on every 16th D step only. What the count
+inside tf.cond branches, i.e. the lazy penalties (R1 on every 16th D step, the hand penalty
+on every 4th G step). What the count
 implies on a GPU is an estimate (README, Speed).
 """
 import sys
