@@ -65,8 +65,9 @@ def check_args(args):
             raise UserError(f"--variant {flags!r}: {own[0].split('=')[0]} is the benchmark's "
                             f"own (give --limit or --data to it, not to a variant)")
     names = [row_name(flags) for flags in args.variant]
-    if len(set(names)) < len(names):
-        raise UserError(f"--variant: {sorted(names, key=names.count)[-1]!r} given twice")
+    twice = [name for name in names if names.count(name) > 1]
+    if twice:
+        raise UserError(f"--variant: {twice[0]!r} given twice")
     if args.commit is not None:
         if not shutil.which("git"):
             raise UserError("--commit needs git, which is not installed")

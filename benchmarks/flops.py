@@ -8,8 +8,7 @@ TensorFlow's profiler adds up the float operations registered for every op of th
 step's graph: the convolutions and both their gradients, the matmuls, the elementwise ops. The
 graph is traced in float32; the count does not depend on the precision. Not counted: the ops
 inside tf.cond branches, i.e. the lazy penalties (R1 on every 16th D step, the hand penalty
-on every 4th G step). What the count
-implies on a GPU is an estimate (README, Speed).
+on every 4th G step). What the count implies on a GPU is an estimate (README, Speed).
 """
 import sys
 from pathlib import Path
