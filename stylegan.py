@@ -207,6 +207,24 @@ class AddNoise(layers.Layer):
         return {**super().get_config(), "init_std": self.init_std}
 
 
+class BilinearUpSampling2D(layers.UpSampling2D):
+    """Keras' `UpSampling2D(2, interpolation="bilinear")` (the tutorial's), the same numbers
+    faster under mixed precision: there tf.image.resize computes in float32 and clips the result
+    to the input's dtype's range before casting it back. A bilinear mix of the input's own
+    values cannot leave that range, so the clip changes nothing, yet it and its gradient are
+    six elementwise ops on the largest feature map (docs/results.md, "Where a step's time
+    goes"). This calls the same resize op (half-pixel centres) and casts, without the clip."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "size": 2, "interpolation": "bilinear"})
+
+    def call(self, x):
+        height, width = x.shape[1], x.shape[2]
+        y = tf.raw_ops.ResizeBilinear(images=x, size=[2 * height, 2 * width],
+                                      half_pixel_centers=True)
+        return ops.cast(y, x.dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # Mapping net and the style block
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +290,7 @@ class Style(layers.Layer):
         self.equalized = equalized  # equalised learning rate in AdaMod and the conv
         self.leaky_slope, self.noise_init_std, self.mod_init = leaky_slope, noise_init_std, mod_init
         self.ada_mod = AdaMod(equalized, mod_init, name="ada_mod")
-        self.up = layers.UpSampling2D(2, interpolation="bilinear") if upsampling else None
+        self.up = BilinearUpSampling2D() if upsampling else None
         self.conv = conv(filters, 3, equalized, padding="same", name="conv")
         self.ada_norm = AdaNorm(name="ada_norm")
         self.leaky_relu = layers.LeakyReLU(leaky_slope)

@@ -56,6 +56,49 @@ def test_ada_norm_is_the_formula_in_each_precision_compiled_by_xla_for_any_batch
                                    (rounded - mean) / np.sqrt(variance + 1e-5), atol=tolerance)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_bilinear_upsampling_is_keras_own_bit_for_bit_without_its_clip(policy):
+    import keras
+    import tensorflow as tf
+    ours = stylegan.BilinearUpSampling2D(dtype=policy)
+    x = tf.cast(rng.normal(0.0, 3.0, (2, 7, 7, 3)), ours.compute_dtype)
+    weights = tf.constant(rng.normal(size=(2, 14, 14, 3)).astype("float32"))
+    results = []
+    for layer in (ours, keras.layers.UpSampling2D(2, interpolation="bilinear", dtype=policy)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(weights * tf.cast(y, "float32"))
+        assert y.dtype == ours.compute_dtype
+        results.append([np.asarray(tf.cast(t, "float32")) for t in (y, tape.gradient(loss, x))])
+    (y, grad), (y_keras, grad_keras) = results
+    np.testing.assert_array_equal(y, y_keras)
+    np.testing.assert_array_equal(grad, grad_keras)
+    assert np.abs(grad).max() > 1e-3
+    # the reason for the layer: no clip (Minimum, Maximum) in its graph, nor in its gradient's
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = ours(x)
+        return tape.gradient(y, x)
+    graph = tf.function(step).get_concrete_function(tf.TensorSpec(x.shape, x.dtype)).graph
+    assert not {"Minimum", "Maximum"} & {op.type for op in graph.get_operations()}
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_bilinear_upsampling_doubles_the_size_under_xla_and_with_an_unknown_batch(jit):
+    import tensorflow as tf
+    layer = stylegan.BilinearUpSampling2D()
+    spec = tf.TensorSpec([None, 7, 7, 2], "float32")
+    compiled = tf.function(layer, jit_compile=jit, input_signature=[spec])
+    x = rng.normal(size=(3, 7, 7, 2)).astype("float32")
+    y = np.asarray(compiled(x))
+    assert y.shape == (3, 14, 14, 2)
+    # half-pixel centres: an output pixel inside the image is 3/4 its own input, 1/4 the next
+    np.testing.assert_allclose(y[:, 1, 1], (9 * x[:, 0, 0] + 3 * x[:, 0, 1] + 3 * x[:, 1, 0]
+                                            + x[:, 1, 1]) / 16, atol=1e-5)
+
+
 def test_ada_mod_scales_and_shifts_each_channel_by_what_w_says():
     x = rng.normal(size=(2, 4, 4, 3)).astype("float32")
     w = rng.normal(size=(2, 5)).astype("float32")
