@@ -780,6 +780,15 @@ class StyleGAN(keras.Model):
         # the grid's split: its rows give the style slots before this one
         self.grid_split = config.grid_crossover or grid_crossover(generator,
                                                                   config.grid_coarse_size)
+        # where a grid column gives to_image's style alone (the default grid), the hand
+        # penalty's mix shares its style blocks with G's own pass: the synthesis with its last
+        # feature map as a second output lets lazy_hand reuse them
+        self.synthesis_and_features = None
+        if config.hand_weight and config.styled_to_image and self.grid_split == self.n_style - 1:
+            to_image_mod = self.synthesis.get_layer("to_image_mod")
+            self.synthesis_and_features = keras.Model(
+                self.synthesis.inputs, [self.synthesis.output, to_image_mod.input[0]],
+                name="synthesis_and_features")  # no weights of its own: synthesis's
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -926,7 +935,10 @@ class StyleGAN(keras.Model):
         d_loss = None
         with tf.GradientTape() as tape:
             w = self.mapping(z, training=True)
-            images = self.synthesis([w, noise], training=True)
+            if self.synthesis_and_features is None:
+                images, features = self.synthesis([w, noise], training=True), None
+            else:
+                images, features = self.synthesis_and_features([w, noise], training=True)
             if real_images is not None:
                 with tape.stop_recording():  # D's update is no part of G's gradient
                     d_loss = self.d_step(real_images, images)
@@ -935,7 +947,7 @@ class StyleGAN(keras.Model):
             penalty = (self.lazy_fine_style(w, images, noise)
                        if self.config.fine_style_weight else 0.0)
             if self.config.hand_weight:
-                penalty += self.lazy_hand(w, images, noise)
+                penalty += self.lazy_hand(w, images, noise, features)
             scaled_loss = self.g_optimizer.scale_loss((g_loss + penalty) / _replicas())
         grads = tape.gradient(scaled_loss, self.g.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.g.trainable_variables))
@@ -1007,7 +1019,7 @@ class StyleGAN(keras.Model):
             return c.fine_style_weight * c.fine_style_every * ops.mean(short)
         return lazily(self.g_optimizer, c.fine_style_every, penalty)
 
-    def lazy_hand(self, w, images, noise):
+    def lazy_hand(self, w, images, noise, features=None):
         """A penalty where a grid column does not give its hand (the issue "Mixing that means
         'this digit, in that hand'"). For pairs of this batch's samples (r, c): the mix of r's
         coarse slots (before self.grid_split: a grid row) and c's fine ones (a grid column)
@@ -1015,17 +1027,32 @@ class StyleGAN(keras.Model):
         fixed target, so the gradient goes through the mix alone. Width alone: at the default
         grid's split the columns give only to_image's style, a per-pixel conv, which can thicken
         or thin a stroke but not lean it. MNIST only (light ink on dark). Lazy, as R1: on every
-        hand_every-th G step, weighted by it."""
+        hand_every-th G step, weighted by it.
+        features: the last feature map of G's pass that made `images` (self.
+        synthesis_and_features), given where a column gives to_image's style alone: the mix's
+        style blocks are then r's own, the same numbers, so only to_image runs again, and the
+        penalty's gradient joins G's loss's in one backward pass through the blocks."""
         c, k = self.config, self.grid_split
 
         def penalty():
             half = batch_size_of(w) // 2
             w_mix = ops.concatenate([w[:half, :k], w[half: 2 * half, k:]], axis=1)
-            mixed = ops.cast(self.synthesis([w_mix, noise[:half]], training=True), "float32")
+            if features is None:
+                mixed = self.synthesis([w_mix, noise[:half]], training=True)
+            else:
+                mixed = self.to_image(features[:half], w_mix[:, k])
+            mixed = ops.cast(mixed, "float32")
             fine_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
             miss = ops.square(soft_stroke_width(mixed) - fine_width)
             return c.hand_weight * c.hand_every * ops.mean(miss)
         return lazily(self.g_optimizer, c.hand_every, penalty)
+
+    def to_image(self, features, w_last):
+        """The synthesis's last layers on its last feature map: to_image_mod with w_last (one
+        slot of w, [n, w_dim]), to_image's conv, the tanh."""
+        x = self.synthesis.get_layer("to_image_mod")((features, w_last))
+        x = self.synthesis.get_layer("to_image")(x)
+        return self.synthesis.get_layer("to_image_tanh")(x)
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style layers (for truncation)."""

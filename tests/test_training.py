@@ -275,6 +275,29 @@ def test_the_hand_penalty_is_the_squared_miss_of_the_mix_s_width_against_the_fin
     assert float(model.lazy_hand(w, images, noise)) == 0.0
 
 
+def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_style_alone():
+    import tensorflow as tf
+    model = tiny_gan(hand_weight=2.0, hand_every=1, styled_to_image=True, grid_coarse_size=28,
+                     shared_optimizer=False)
+    assert model.grid_split == model.n_style - 1  # the default's grid: columns give to_image's
+    assert tiny_gan(hand_weight=2.0, shared_optimizer=False).synthesis_and_features is None
+    z, noise = model.draw_inputs(8)
+    results = []
+    for shortcut in (False, True):  # the mix made whole, and from G's own last feature map
+        with tf.GradientTape() as tape:
+            w = model.mapping(z)
+            images, features = model.synthesis_and_features([w, noise])
+            penalty = model.lazy_hand(w, images, noise, features if shortcut else None)
+        grads = tape.gradient(penalty, model.g.trainable_variables)
+        results.append((float(penalty), [np.asarray(g) for g in grads if g is not None]))
+    (full, full_grads), (short, short_grads) = results
+    assert full > 0
+    np.testing.assert_allclose(short, full, rtol=1e-5)
+    assert len(short_grads) == len(full_grads) > 10  # the blocks' weights too, not to_image's alone
+    for a, b in zip(short_grads, full_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("penalty", [dict(fine_style_weight=100.0, fine_style_ratio=10.0),
                                      dict(hand_weight=100.0)])
 def test_a_pair_penalty_reaches_g_s_update_and_not_d_s(penalty):
