@@ -280,7 +280,8 @@ def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_styl
     model = tiny_gan(hand_weight=2.0, hand_every=1, styled_to_image=True, grid_coarse_size=28,
                      shared_optimizer=False)
     assert model.grid_split == model.n_style - 1  # the default's grid: columns give to_image's
-    assert tiny_gan(hand_weight=2.0, shared_optimizer=False).synthesis_and_features is None
+    tutorial_grid = tiny_gan(hand_weight=2.0, shared_optimizer=False)  # columns give 2 blocks
+    assert tutorial_grid.synthesis_and_features is None  # so its mix runs them itself
     z, noise = model.draw_inputs(8)
     results = []
     for shortcut in (False, True):  # the mix made whole, and from G's own last feature map
@@ -299,7 +300,9 @@ def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_styl
 
 
 @pytest.mark.parametrize("penalty", [dict(fine_style_weight=100.0, fine_style_ratio=10.0),
-                                     dict(hand_weight=100.0)])
+                                     dict(hand_weight=100.0),
+                                     dict(hand_weight=100.0, styled_to_image=True,
+                                          grid_coarse_size=28)])  # reusing G's blocks
 def test_a_pair_penalty_reaches_g_s_update_and_not_d_s(penalty):
     settings = dict(fine_style_every=1, hand_every=1, shared_optimizer=False,
                     step="same_fakes", mixing="crossover")
