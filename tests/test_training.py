@@ -299,13 +299,14 @@ def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_styl
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("penalty", [dict(fine_style_weight=100.0, fine_style_ratio=10.0),
-                                     dict(hand_weight=100.0),
-                                     dict(hand_weight=100.0, styled_to_image=True,
-                                          grid_coarse_size=28)])  # reusing G's blocks
-def test_a_pair_penalty_reaches_g_s_update_and_not_d_s(penalty):
+@pytest.mark.parametrize("penalty, network", [
+    (dict(fine_style_weight=100.0, fine_style_ratio=10.0), {}),
+    (dict(hand_weight=100.0), {}),
+    (dict(hand_weight=100.0), dict(styled_to_image=True, grid_coarse_size=28)),  # G's blocks reused
+])
+def test_a_pair_penalty_reaches_g_s_update_and_not_d_s(penalty, network):
     settings = dict(fine_style_every=1, hand_every=1, shared_optimizer=False,
-                    step="same_fakes", mixing="crossover")
+                    step="same_fakes", mixing="crossover", **network)
     plain, pushed = tiny_gan(**settings), tiny_gan(**penalty, **settings)
     for model in (plain, pushed):  # one compiled step each, the same draws
         history = model.fit(images_dataset(n=32), epochs=1, verbose=0, shuffle=False)
