@@ -209,11 +209,12 @@ class AddNoise(layers.Layer):
 
 class BilinearUpSampling2D(layers.UpSampling2D):
     """Keras' `UpSampling2D(2, interpolation="bilinear")` (the tutorial's), the same numbers
-    faster under mixed precision: there tf.image.resize computes in float32 and clips the result
-    to the input's dtype's range before casting it back. A bilinear mix of the input's own
-    values cannot leave that range, so the clip changes nothing, yet it and its gradient are
-    six elementwise ops on the largest feature map (docs/results.md, "Where a step's time
-    goes"). This calls the same resize op (half-pixel centres) and casts, without the clip."""
+    faster under mixed precision. For a bfloat16 or float16 input tf.image.resize computes in
+    float32 and clips the result to the input dtype's range before casting it back. A bilinear
+    mix of the input's own values cannot leave that range, so the clip changes nothing, yet it
+    and its gradient are five elementwise ops on the largest feature map (docs/results.md, "Two
+    savings that keep the numbers"). This calls the same resize op (half-pixel centres) and
+    casts, without the clip."""
 
     def __init__(self, **kwargs):
         super().__init__(**{**kwargs, "size": 2, "interpolation": "bilinear"})
