@@ -214,10 +214,12 @@ class BilinearUpSampling2D(layers.UpSampling2D):
     mix of the input's own values cannot leave that range, so the clip changes nothing, yet it
     and its gradient are five elementwise ops on the largest feature map (docs/results.md, "Two
     savings that keep the numbers"). This calls the same resize op (half-pixel centres) and
-    casts, without the clip."""
+    casts, without the clip. Channels last, height and width known (as every feature map of
+    the generator)."""
 
     def __init__(self, **kwargs):
-        super().__init__(**{**kwargs, "size": 2, "interpolation": "bilinear"})
+        super().__init__(**{**kwargs, "size": 2, "interpolation": "bilinear",
+                            "data_format": "channels_last"})
 
     def call(self, x):
         height, width = x.shape[1], x.shape[2]
@@ -789,7 +791,8 @@ class StyleGAN(keras.Model):
             to_image_mod = self.synthesis.get_layer("to_image_mod")
             self.synthesis_and_features = keras.Model(
                 self.synthesis.inputs, [self.synthesis.output, to_image_mod.input[0]],
-                name="synthesis_and_features")  # no weights of its own: synthesis's
+                name="synthesis_and_features")  # synthesis's weights; a checkpoint gains
+            # only an empty group for it (older checkpoints load without one)
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -1029,28 +1032,32 @@ class StyleGAN(keras.Model):
         grid's split the columns give only to_image's style, a per-pixel conv, which can thicken
         or thin a stroke but not lean it. MNIST only (light ink on dark). Lazy, as R1: on every
         hand_every-th G step, weighted by it.
-        features: the last feature map of G's pass that made `images` (self.
-        synthesis_and_features), given where a column gives to_image's style alone: the mix's
-        style blocks are then r's own, the same numbers, so only to_image runs again, and the
-        penalty's gradient joins G's loss's in one backward pass through the blocks."""
+        features: the last feature map of G's pass that made `images`, from
+        self.synthesis_and_features, which exists where a column gives to_image's style alone.
+        The mix's style blocks then read r's own slots and r's own noise, so they are r's
+        feature map: only to_image runs again, and the penalty's gradient joins G's loss's in
+        one backward pass through the blocks."""
         c, k = self.config, self.grid_split
+        if features is not None and self.synthesis_and_features is None:
+            raise ValueError("lazy_hand: features serve only where a grid column gives "
+                             "to_image's style alone")
 
         def penalty():
             half = batch_size_of(w) // 2
-            w_mix = ops.concatenate([w[:half, :k], w[half: 2 * half, k:]], axis=1)
             if features is None:
+                w_mix = ops.concatenate([w[:half, :k], w[half: 2 * half, k:]], axis=1)
                 mixed = self.synthesis([w_mix, noise[:half]], training=True)
-            else:
-                mixed = self.to_image(features[:half], w_mix[:, k])
+            else:  # r's feature map, c's style of to_image
+                mixed = self.image_from_features(features[:half], w[half: 2 * half, k])
             mixed = ops.cast(mixed, "float32")
             fine_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
             miss = ops.square(soft_stroke_width(mixed) - fine_width)
             return c.hand_weight * c.hand_every * ops.mean(miss)
         return lazily(self.g_optimizer, c.hand_every, penalty)
 
-    def to_image(self, features, w_last):
-        """The synthesis's last layers on its last feature map: to_image_mod with w_last (one
-        slot of w, [n, w_dim]), to_image's conv, the tanh."""
+    def image_from_features(self, features, w_last):
+        """The synthesis's last layers on its last feature map: to_image_mod with w_last (the
+        last slot of w, [n, w_dim]), to_image's conv, the tanh."""
         x = self.synthesis.get_layer("to_image_mod")((features, w_last))
         x = self.synthesis.get_layer("to_image")(x)
         return self.synthesis.get_layer("to_image_tanh")(x)

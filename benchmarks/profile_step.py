@@ -81,15 +81,21 @@ def part(name):
     return "other (random draws, EMA, sums)"
 
 
+# G's synthesis net runs under its own name, or under synthesis_and_features (the same layers)
+# where the hand penalty reuses G's last feature map
+SYNTHESIS_SCOPES = ("synthesis", "synthesis_and_features")
+
+
 def g_layer(name):
     """'style_2 conv', 'to_image', 'map', ... for an op of G: the name scopes after `synthesis`
     (or `map`), less the call counters Keras appends (`style_2_1` is style_2's first call)."""
     scopes = [re.sub(r"_\d+$", "", scope) for scope in name.split("/")[:-1]]  # [-1]: the op
     if "map" in scopes:
         return "map"
-    if "synthesis" not in scopes or scopes[-1] == "synthesis":
+    starts = [i for i, scope in enumerate(scopes) if scope in SYNTHESIS_SCOPES]
+    if not starts or starts[0] == len(scopes) - 1:
         return "other"
-    layer, *inside = scopes[scopes.index("synthesis") + 1:]
+    layer, *inside = scopes[starts[0] + 1:]
     if layer.startswith("style") and inside:  # the style block's own layer
         return f"{layer} {re.sub(r'_[0-9]+$', '', inside[0])}"
     return layer

@@ -299,6 +299,21 @@ def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_styl
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("grid_coarse_size, synthesis_calls", [(28, 0), (7, 2)])
+def test_g_s_step_runs_the_synthesis_twice_for_the_hand_penalty_only_where_columns_give_blocks(
+        grid_coarse_size, synthesis_calls):
+    from unittest import mock
+    model = tiny_gan(hand_weight=1.0, hand_every=1, styled_to_image=True, shared_optimizer=False,
+                     grid_coarse_size=grid_coarse_size, step="same_fakes", mixing="crossover")
+    real = next(iter(images_dataset(n=8, batch_size=8)))
+    # 28: columns give to_image's style alone, and G's pass gives the mix its feature map;
+    # 7: columns give two blocks too, so the mix runs the synthesis itself, after G's own pass
+    with mock.patch.object(model.synthesis, "call", wraps=model.synthesis.call) as call:
+        model.train_step(real)
+    assert call.call_count == synthesis_calls
+    assert (model.synthesis_and_features is None) == (synthesis_calls > 0)
+
+
 @pytest.mark.parametrize("penalty, network", [
     (dict(fine_style_weight=100.0, fine_style_ratio=10.0), {}),
     (dict(hand_weight=100.0), {}),
