@@ -785,14 +785,14 @@ class StyleGAN(keras.Model):
                                                                   config.grid_coarse_size)
         # where a grid column gives to_image's style alone (the default grid), the hand
         # penalty's mix shares its style blocks with G's own pass: the synthesis with its last
-        # feature map as a second output lets lazy_hand reuse them
+        # feature map as a second output lets lazy_hand reuse them. It holds synthesis's own
+        # weights; a checkpoint gains only an empty group for it (older ones load without it).
         self.synthesis_and_features = None
         if config.hand_weight and config.styled_to_image and self.grid_split == self.n_style - 1:
             to_image_mod = self.synthesis.get_layer("to_image_mod")
             self.synthesis_and_features = keras.Model(
                 self.synthesis.inputs, [self.synthesis.output, to_image_mod.input[0]],
-                name="synthesis_and_features")  # synthesis's weights; a checkpoint gains
-            # only an empty group for it (older checkpoints load without one)
+                name="synthesis_and_features")
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
