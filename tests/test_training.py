@@ -1,5 +1,6 @@
 """The compiled train_step: fresh random draws each call, both networks learn, exact resume."""
 import json
+from unittest import mock
 
 import keras
 import numpy as np
@@ -302,7 +303,6 @@ def test_the_hand_penalty_reuses_g_s_blocks_where_a_column_gives_to_image_s_styl
 @pytest.mark.parametrize("grid_coarse_size, synthesis_calls", [(28, 0), (7, 2)])
 def test_g_s_step_runs_the_synthesis_twice_for_the_hand_penalty_only_where_columns_give_blocks(
         grid_coarse_size, synthesis_calls):
-    from unittest import mock
     model = tiny_gan(hand_weight=1.0, hand_every=1, styled_to_image=True, shared_optimizer=False,
                      grid_coarse_size=grid_coarse_size, step="same_fakes", mixing="crossover")
     real = next(iter(images_dataset(n=8, batch_size=8)))
