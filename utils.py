@@ -292,9 +292,13 @@ def read_checkpoint(meta_path):
     meta_path, weights = Path(meta_path), weights_of(meta_path)
     try:
         meta = json.loads(meta_path.read_text())
-        if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
-            raise CheckpointError(f"{meta_path} is not a checkpoint of this version of "
-                                  f"train.py: resume that run with the version that wrote it")
+        if not isinstance(meta, dict) or "format" not in meta:
+            raise CheckpointError(f"{meta_path} is not a checkpoint (no 'format' field): give "
+                                  f"the ckpt-*.json of a run that train.py wrote")
+        if meta["format"] not in READABLE_FORMATS:
+            raise CheckpointError(f"{meta_path} is a checkpoint of another version of train.py "
+                                  f"(format {meta['format']!r}): resume that run with the "
+                                  f"version that wrote it")
         if not weights.is_file() or meta.get("sha256") != digest(meta, weights):
             raise CheckpointError(f"checkpoint {meta_path} or its weights {weights.name} were "
                                   f"changed or damaged since they were written (SHA-256)")

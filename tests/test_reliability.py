@@ -209,7 +209,7 @@ def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_pa
 
     for edit, message in [
             (lambda m: m["config"].update(latent_dim=100), "changed or damaged"),  # a hand edit
-            (lambda m: m.update(format=1), "not a checkpoint of this version"),
+            (lambda m: m.update(format=1), "another version of train.py (format 1)"),
             (lambda m: (m["config"].update(mixing_prob=7), with_digest(m)), "mixing_prob"),
             (lambda m: (m["config"].update(colour="red"), with_digest(m)), "unknown setting"),
             (lambda m: (m.update(epoch=2), with_digest(m)), "named for other epochs"),
@@ -220,7 +220,8 @@ def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_pa
             (lambda m: (m["rng_state"].pop(), with_digest(m)), "random states"),
             # another network: variables that Keras would skip with a warning only
             (lambda m: (m["config"].update(ema_beta=0.5), with_digest(m)), "does not fit"),
-            (lambda m: m.clear(), "not a checkpoint")]:
+            (lambda m: m.clear(), "not a checkpoint (no 'format' field)"),
+            (lambda m: m.pop("format"), "not a checkpoint (no 'format' field)")]:
         edited = json.loads(json.dumps(meta))
         edit(edited)
         meta_path.write_text(json.dumps(edited))
