@@ -732,7 +732,8 @@ def report_stop(keeper):
     if keeper.signal:
         saved = keeper.save_interrupted()
         print(f"\nStopped ({signal.Signals(keeper.signal).name}) in epoch {keeper.epoch} at "
-              f"step {keeper.step}: {keeper.completed} epochs are saved"
+              f"step {keeper.step}: {keeper.completed} "
+              f"{'epoch is' if keeper.completed == 1 else 'epochs are'} saved"
               + (f", and {saved}" if saved else "") + "; continue with --resume.",
               file=sys.stderr)
         return EXIT_CODES[keeper.signal]

@@ -4,6 +4,7 @@ resumed run trains on, files written atomically, disk use."""
 import csv
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -123,6 +124,8 @@ def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    # "1 epoch is saved", "2 epochs are saved": the count and its verb agree
+    assert re.search(r"\b(1 epoch is|(?!1 )\d+ epochs are) saved", stderr), stderr
     mid_epoch = list((out / "checkpoints").glob("ckpt-*-step*.json"))
     if mid_epoch:  # stopped mid-epoch (not in the few ms after an epoch's last step)
         meta, _ = utils.read_checkpoint(mid_epoch[0])
