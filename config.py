@@ -1,14 +1,11 @@
-"""Every setting of a run, in one place: the `Config` dataclass and the two recipes.
+"""Every setting of a recipe, in one place: the `Config` dataclass and the two presets.
 
 `Config()` is the tutorial's code (its networks and initialisations, its step, its one Adam, its
 mixing, its grid); `PRESETS["stylegan"]` is the recipe that measured best on the full MNIST
-(docs/results.md has the measurements behind every choice). train.py makes one flag per field (`mixing_prob` -> `--mixing-prob`), a
-checkpoint stores the config whole, and `from_dict` checks flags and files alike.
-
-A field marked `fixed` shapes the network, its weights or the data: a resumed run keeps it.
-A format-2 checkpoint lacks the fields of `BEFORE_FIELD_EXISTED` and reads the values the code
-had then; a later checkpoint lacking a field added since reads `Config`'s default, the
-tutorial's, not a preset's (for the penalties added since: off, as the code was before them).
+(docs/results.md has the measurements behind every choice). train.py makes one flag per field
+(`mixing_prob` -> `--mixing-prob`), a checkpoint stores the config whole, and `from_dict`
+checks flags and files alike. A field marked `fixed` shapes the network, its weights or the
+data: a resumed run keeps it.
 """
 import dataclasses
 import math
@@ -44,25 +41,11 @@ class Config:
                               "get_half_batch_ds(64))", at_least=1, at_most=FIELD_LIMIT)
     seed: int = setting(0, "seeds the weights, the training draws, the data order and the grid",
                         fixed=True, at_least=0, below=2 ** 31)
-    keep: int = setting(3, "completed-epoch checkpoints kept (the newest)", at_least=1,
-                        at_most=FIELD_LIMIT)
-    save_every: int = setting(1000, "a checkpoint and a grid every N steps of an epoch too "
-                              "(0: at epoch ends only); --resume continues from that step",
-                              at_least=0, at_most=FIELD_LIMIT)
-    eval_every: int = setting(0, "MNIST: every N epochs, evaluate.py's FID of 10,000 digits "
-                              "against the test set, on the bar and in TensorBoard (0: never)",
-                              at_least=0, at_most=FIELD_LIMIT)
-    eval_classifier: str = setting("visual/mnist_classifier.keras", "the classifier whose "
-                                   "features --eval-every measures in (trained there once "
-                                   "if missing, as evaluate.py's --classifier)")
     steps_per_execution: int = setting(1, "training steps per compiled call (Keras' "
                                        "steps_per_execution; fewer Python dispatches): an "
                                        "epoch is cut to a multiple of it, and checks, logs, "
                                        "checkpoints and stops come between calls", at_least=1,
                                        at_most=1024)
-    log_every: int = setting(50, "TensorBoard (in the run's tensorboard/): the losses every N "
-                             "steps, and per epoch with the grid (0: no TensorBoard)",
-                             at_least=0, at_most=FIELD_LIMIT)
     precision: str = setting("float32", "Keras dtype policy (the tutorial: float32); auto: "
                              "on GPUs of compute capability 8.0+ mixed_bfloat16, 7.x "
                              "mixed_float16; on a CPU with bfloat16 units mixed_bfloat16; "
@@ -93,27 +76,18 @@ class Config:
                                      "G's (paper: 0.01); kept inside its layers", fixed=True,
                                      at_least=1e-6, at_most=1.0)
     filters: int = setting(64, "style block width (MNIST: every block; folders: at full "
-                           "resolution)", fixed=True, at_least=1, at_most=4096)
-    max_filters: int = setting(256, "folders: cap on the widths, which double towards 4x4",
-                               fixed=True, at_least=1, at_most=4096)
-    convs_per_block: int = setting(1, "style layers per resolution: 1 (tutorial) or 2 "
-                                   "(paper)", fixed=True, choices=(1, 2))
+                           "resolution, doubling towards 4x4 up to 256)", fixed=True,
+                           at_least=1, at_most=4096)
     styled_to_image: bool = setting(False, "one more style slot, modulating to_image's input "
                                     "(StyleGAN2's toRGB)", fixed=True)
-    equalized_lr: bool = setting(False, "equalised learning rate in every Dense and Conv2D "
-                                 "(paper)", fixed=True)
     leaky_slope: float = setting(0.3, "negative slope of every LeakyReLU (Keras' default, "
                                  "the tutorial's; the paper: 0.2)", fixed=True, at_least=0.0,
                                  below=1.0)
-    noise_init_std: float = setting(1.0, "AddNoise's per-channel scales start as N(0, this) "
-                                    "(tutorial: 1, 'large initial noise'; 0: zeros, the paper's)",
-                                    fixed=True, at_least=0.0, at_most=100.0)
-    mod_init: str = setting("normal", "AdaMod's Dense kernel starts as N(0, 1) (tutorial: 'this "
-                            "kernel is important') or Keras' glorot_uniform", fixed=True,
-                            choices=("normal", "glorot_uniform"))
-    const_init: str = setting("glorot_uniform", "the 7x7x128 constant starts as the tutorial's "
-                              "Dense(7*7*128) kernel on an input of ones (glorot_uniform) or as "
-                              "N(0, 0.05)", fixed=True, choices=("glorot_uniform", "normal"))
+    init: str = setting("tutorial", "how G starts: tutorial (AddNoise's scales N(0, 1), "
+                        "'large initial noise'; AdaMod's kernel N(0, 1), 'this kernel is "
+                        "important'; the constant as a Dense kernel, glorot_uniform) or small "
+                        "(noise scales 0, as the paper's; AdaMod's kernel glorot_uniform; the "
+                        "constant N(0, 0.05))", fixed=True, choices=("tutorial", "small"))
     d_filters: int = setting(64, "MNIST D: its first conv's width (the second's is twice it)",
                              fixed=True, at_least=1, at_most=4096)
     d_kernel: int = setting(4, "MNIST D: kernel size of its two strided convs", fixed=True,
@@ -121,7 +95,7 @@ class Config:
     d_dropout: float = setting(0.3, "MNIST D: rate of the Dropout after each conv "
                                "(tutorial: 0.3; 0 leaves the layers out, as the paper's D)",
                                fixed=True, at_least=0.0, below=1.0)
-    d_batchnorm: bool = setting(True, "BatchNormalization in the MNIST discriminator "
+    d_batchnorm: bool = setting(True, "MNIST D: BatchNormalization after each conv "
                                 "(tutorial)", fixed=True)
     minibatch_std: bool = setting(False, "minibatch standard deviation channel in D (paper)",
                                   fixed=True)
@@ -130,70 +104,43 @@ class Config:
     # -- the training step
     step: str = setting("g_first", "g_first (tutorial): G's update on 2 x batch_size images, "
                         "then D's on the real batch and the first batch_size of those; "
-                        "d_first: D's update(s) on fresh fakes, then G's on batch_size; "
-                        "same_fakes: as d_first, but D's last update and G's share one "
-                        "batch of fakes (one G forward pass fewer a step)",
-                        choices=("g_first", "d_first", "same_fakes"))
+                        "same_fakes: G makes batch_size images, D learns from them, then G "
+                        "from the updated D's verdict on them", choices=("g_first", "same_fakes"))
     mixing: str = setting("random_slots", "style mixing in training: random_slots (tutorial: "
                           "each style slot takes z1 or z2 at random, one choice per step for "
                           "the whole batch) or crossover (the paper: per sample, with "
-                          "probability mixing_prob, z1 before a random layer, z2 from it)",
+                          "probability mixing_prob, z1 before a random slot, z2 from it)",
                           choices=("random_slots", "crossover"))
     mixing_prob: float = setting(0.9, "crossover mixing: share of training samples made from "
                                  "two z codes", at_least=0.0, at_most=1.0)
-    mixing_coarse_size: int = setting(0, "crossover mixing: 0 draws each mix's crossover at "
-                                      "random (the paper's); N > 0 always gives z1 the style "
-                                      "layers of N pixels or less, as the grid does with "
-                                      "grid_coarse_size", at_least=0, at_most=FIELD_LIMIT)
-    w_avg_beta: float = setting(0.995, "decay of w_avg, the mean w that truncation pulls "
-                                "towards", at_least=0.0, below=1.0)
-    loss: str = setting("nonsaturating", "the tutorial's loss, or wgan-gp (lambda gp_weight)",
+    loss: str = setting("nonsaturating", "the tutorial's loss, or wgan-gp (lambda 10)",
                         choices=LOSSES)
-    gp_weight: float = setting(10.0, "lambda of the WGAN-GP gradient penalty", at_least=0.0,
-                               at_most=1e6)
-    d_steps: int = setting(1, "D updates per G update", at_least=1, at_most=100)
-    r1_gamma: float = setting(0.0, "R1 penalty weight on real images (0: off; paper: 10)",
-                              at_least=0.0, at_most=1e6)
-    r1_every: int = setting(16, "lazy R1: on every N-th D step only", at_least=1,
-                            at_most=FIELD_LIMIT)
-    fine_style_weight: float = setting(0.0, "weight of a penalty where a grid column (another "
-                                       "sample's fine slots) changes an image less than "
-                                       "fine_style_ratio times what a row (its coarse slots) "
-                                       "does; measured, not kept (docs/results.md); 0: off",
-                                       at_least=0.0, at_most=1e6)
-    fine_style_ratio: float = setting(0.3, "the least change a grid column makes, as a share "
-                                      "of a row's", at_least=0.0, at_most=1e6)
-    fine_style_every: int = setting(4, "the fine-style penalty on every N-th G step only",
-                                    at_least=1, at_most=FIELD_LIMIT)
-    hand_weight: float = setting(0.0, "weight of a penalty where a grid column's mix (a "
-                                 "sample's coarse slots, another's fine ones) has a stroke "
-                                 "width other than the fine source's: (width(mix) - "
-                                 "width(fine source))^2; MNIST only (a folder run turns it "
-                                 "off); 0: off", at_least=0.0, at_most=1e6)
-    hand_every: int = setting(4, "the hand penalty on every N-th G step only", at_least=1,
-                              at_most=FIELD_LIMIT)
-    g_step_d_training: bool = setting(False, "G's step runs D in training mode (tutorial: "
-                                      "inference mode)")
-    # -- the optimizers: Adam for D and for G
+    r1_gamma: float = setting(0.0, "R1 penalty weight on real images, on every 16th D update "
+                              "(0: off; paper: 10)", at_least=0.0, at_most=1e6)
+    hand_weight: float = setting(0.0, "weight of a penalty where a mix (a sample's coarse "
+                                 "slots, another's fine ones) has a stroke width other than "
+                                 "the fine source's, on every 4th G update; MNIST only; 0: off",
+                                 at_least=0.0, at_most=1e6)
+    hand_coarse_size: int = setting(28, "the hand penalty's mixes take the coarse source's "
+                                    "style slots up to this size in pixels (28 with a styled "
+                                    "to_image: every style block, the fine source to_image's "
+                                    "style)", at_least=1, at_most=4096)
+    # -- the optimizers: Adam (beta_1 0) for D and for G
     shared_optimizer: bool = setting(True, "one Adam for G and D (tutorial: one step counter, "
                                      "advanced by both updates) instead of one each",
                                      fixed=True)
-    g_lr: float = setting(0.001, "G's Adam learning rate", at_least=1e-12)
-    d_lr: float = setting(0.001, "D's Adam learning rate", at_least=1e-12)
-    beta_1: float = setting(0.0, "Adam beta_1 of both", at_least=0.0, below=1.0)
-    beta_2: float = setting(0.999, "Adam beta_2 of both", at_least=0.0, below=1.0)
-    adam_epsilon: float = setting(1e-7, "Adam's epsilon of both (Keras' default; the paper's "
-                                  "code: 1e-8)", at_least=0.0, at_most=1.0)
-    lr_halved_from: int = setting(0, "halve G's and D's learning rates from this epoch on "
-                                  "(1 = the first; 0: never)", at_least=0)
+    lr: float = setting(0.001, "Adam's learning rate, of G and of D", at_least=1e-12,
+                        at_most=1.0)
+    beta_2: float = setting(0.999, "Adam beta_2 of both (Keras' default; the paper: 0.99)",
+                            at_least=0.0, below=1.0)
+    lr_halved_from: int = setting(0, "halve the learning rate from this epoch on (1 = the "
+                                  "first; 0: never)", at_least=0)
     # -- the pictures
     grid_noise: str = setting("zeros", "the grid's noise image: zeros (tutorial) or one fixed "
                               "draw", choices=("zeros", "fixed"))
-    grid_coarse_size: int = setting(7, "the grid's rows give the style layers up to this "
-                                    "size in pixels", at_least=1, at_most=4096)
-    grid_crossover: int = setting(0, "the grid's rows give the style slots before this one "
-                                  "(counted from 0, the first style layer); 0: split by "
-                                  "grid_coarse_size", at_least=0, at_most=FIELD_LIMIT)
+    grid_coarse_size: int = setting(7, "the grid's rows give the style slots up to this "
+                                    "size in pixels, its columns the rest", at_least=1,
+                                    at_most=4096)
 
     def __post_init__(self):
         _check_recipe(self)
@@ -261,10 +208,6 @@ def _check_data(config):
     if config.dataset and config.data:
         raise ConfigError(f"{flag('data')} and {flag('dataset')} both given: train on "
                           f"MNIST or on a folder, not both")
-    if config.dataset and config.eval_every:
-        raise ConfigError(f"{flag('eval_every')} {config.eval_every}: the FID is measured with "
-                          f"an MNIST classifier; a folder run has no such yardstick (use "
-                          f"pytorch-fid on `generate.py samples --png`)")
     if config.dataset and config.hand_weight:
         raise ConfigError(f"{flag('hand_weight')} {config.hand_weight}: the penalty measures "
                           f"the stroke width of a digit, light ink on dark paper: MNIST only")
@@ -276,39 +219,30 @@ def _check_recipe(config):
     if penalised and config.d_batchnorm and config.image_size == MNIST_SIZE:
         raise ConfigError(f"{penalised} needs D without BatchNorm (a gradient penalty is per "
                           f"image; BatchNorm mixes the batch): add --no-d-batchnorm")
-    if config.shared_optimizer and config.g_lr != config.d_lr:
-        raise ConfigError(f"{flag('g_lr')} {config.g_lr} and {flag('d_lr')} {config.d_lr} "
-                          f"differ, but G and D share one optimizer: give one rate with --lr "
-                          f"(or train a new run with --no-shared-optimizer)")
-    lazy = list(lazy_penalties(config))
+    lazy = [name for name in ("r1_gamma", "hand_weight") if getattr(config, name)]
     if config.shared_optimizer and lazy:
         given = " ".join(f"{flag(name)} {getattr(config, name)}" for name in lazy)
         off = " ".join(f"{flag(name)} 0" for name in lazy)
         raise ConfigError(f"{given}: a lazy penalty counts its own network's updates, but G "
                           f"and D share one optimizer: give {off} (or train a new run with "
                           f"--no-shared-optimizer)")
-    for weight in pair_penalties(config):
-        if config.batch_size < 2:
-            raise ConfigError(f"{flag(weight)} {getattr(config, weight)}: the penalty pairs the "
-                              f"images of a batch: give --batch-size 2 or more (or "
-                              f"{flag(weight)} 0)")
-    if config.step == "g_first" and config.d_steps != 1:
-        raise ConfigError(f"{flag('d_steps')} {config.d_steps}: step g_first shares G's "
-                          f"images with one D update; use --step same_fakes or d_first")
+    if config.hand_weight and config.batch_size < 2:
+        raise ConfigError(f"--hand-weight {config.hand_weight}: the penalty pairs the images of "
+                          f"a batch: give --batch-size 2 or more (or --hand-weight 0)")
 
 
-def lazy_penalties(config):
-    """{weight field: (the network whose optimizer's updates it counts, every)} of the lazy
-    penalties that are on: each runs on every N-th update of that network's optimizer."""
-    lazy = {"r1_gamma": ("d", config.r1_every),
-            "fine_style_weight": ("g", config.fine_style_every),
-            "hand_weight": ("g", config.hand_every)}
-    return {weight: how for weight, how in lazy.items() if getattr(config, weight)}
-
-
-def pair_penalties(config):
-    """The weights of the penalties that are on and pair a batch's samples (a, b)."""
-    return [weight for weight in ("fine_style_weight", "hand_weight") if getattr(config, weight)]
+def unused(config):
+    """{field: why} for the settings this config does not read: a flag that sets one is
+    refused (train.py), so no run looks different from what it trains."""
+    why = {}
+    if config.mixing == "random_slots":
+        why["mixing_prob"] = "acts with --mixing crossover only"
+    if config.dataset:
+        for name in ("d_filters", "d_kernel", "d_dropout", "d_batchnorm"):
+            why[name] = "sets the MNIST discriminator; a folder run has a deeper D of its own"
+    if not config.hand_weight:
+        why["hand_coarse_size"] = "acts with --hand-weight only"
+    return why
 
 
 def to_dict(config):
@@ -323,47 +257,35 @@ PRESETS = {"tutorial": Config()}
 PRESETS["stylegan"] = dataclasses.replace(
     PRESETS["tutorial"],
     preset="stylegan",
-    # the base the levers below were measured on (docs/results.md, "The two presets")
+    # the base the levers below were measured on (docs/results.md, "What each lever did")
     precision="auto",
     epochs=10,
     batch_size=64,
     shuffle_buffer=0,  # a full permutation: every batch draws from all of MNIST
     mapping_layers=3,
     leaky_slope=0.2,  # the paper's
-    noise_init_std=0.0,  # the paper's: noise is learned up from nothing
-    mod_init="glorot_uniform",
-    const_init="normal",
+    init="small",  # noise learned up from nothing, as the paper's
     d_kernel=5,
     step="same_fakes",  # D learns from fakes of the G it judges; G makes them once a step
-    mixing="crossover",  # the paper's: per sample, a crossover at any layer
+    mixing="crossover",  # the paper's: per sample, a crossover at any slot
     shared_optimizer=False,
     grid_noise="fixed",
-    # the levers that measured best on that base, one at a time (docs/results.md, "The
-    # default recipe and the levers tried")
+    # the levers that measured best on that base, one at a time
     mixing_prob=0.5,  # enough mixing that mixed images look as good as one-z images
     beta_2=0.99,  # the paper's Adam betas (0, 0.99): Adam forgets old gradients faster
     lr_halved_from=5,  # the full rate drifts once the digits are formed
     d_batchnorm=False,  # no train/inference gap in D for G's step to exploit
     minibatch_std=True,  # D sees a batch short of variety
-    r1_gamma=1.0,  # R1 on real digits, lazily every 16 D steps: fewer missing classes
+    r1_gamma=1.0,  # R1 on real digits: fewer missing classes
     ema_beta=0.999,  # pictures and export from G's moving average, smoother than G
     mapping_lr_mult=0.01,  # the paper's: the mapping net learns 100x slower than G
     styled_to_image=True,  # a 4th style slot, on to_image: the finest style of all
     grid_coarse_size=28,  # rows give every style block, columns to_image's style
     hand_weight=0.1,  # the columns then give their stroke width: "each column one hand"
-    # measured last, on all of the above, in this order (docs/results.md): D at 64/128 with G
-    # at 48 ("A wider D paid for by a narrower G"): FID 7.2 against 9.0 (D at 32/64) on three
-    # seeds, at about the same epoch time; D without Dropout ("D without Dropout, three
-    # seeds"): 5.4, 4.5 and 7.7 against 6.6, 8.0 and 7.0; D at 96/192 ("D at 96 then 192
-    # filters"): 4.7, 4.5 and 4.6 against 5.4, 4.5 and 7.7, at about 1.2x the epoch
-    filters=48,  # G narrower than the tutorial's 64: it paid for D at 64/128
+    # measured last, in this order: a narrower G paid for a wider D; D without Dropout; D at
+    # 96/192 filters (FID 4.7, 4.5, 4.6 on three seeds against 5.4, 4.5, 7.7 at 64/128)
+    filters=48,  # G narrower than the tutorial's 64
     d_dropout=0.0,  # the paper's D: no Dropout
     d_filters=96,  # D 1.5x the tutorial's widths: 96/192
 )
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-# The fields added with checkpoint format 3, at the values the code had before them (both
-# presets trained so): a format-2 checkpoint reads back with these.
-BEFORE_FIELD_EXISTED = dict(
-    shuffle_buffer=0, leaky_slope=0.2, noise_init_std=0.0, mod_init="glorot_uniform",
-    const_init="normal", d_filters=32, d_kernel=5, step="d_first", mixing="crossover",
-    shared_optimizer=False, grid_noise="fixed")

@@ -31,14 +31,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import stylegan  # noqa: E402
-from config import FIELDS  # noqa: E402
+from checkpoints import (add_generator_source, load_generator, write_atomically,  # noqa: E402
+                         write_text_atomically)
 from mnist_ds import DataError, load_mnist  # noqa: E402
-from utils import (ArgumentParser, UserError, add_generator_source, can_create_in,  # noqa: E402
-                   check_fits_in_memory, first_line, load_generator, to_unit_range,
-                   write_atomically, write_text_atomically)
-from visual import COARSE_SIZE, grid_crossover  # noqa: E402
+from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
+from utils import (EVAL_CLASSIFIER, ArgumentParser, UserError, can_create_in,  # noqa: E402
+                   check_fits_in_memory, first_line, to_unit_range)
 
-DEFAULT_CLASSIFIER = Path(FIELDS["eval_classifier"].default)  # train.py's --eval-every's too
+DEFAULT_CLASSIFIER = Path(EVAL_CLASSIFIER)
 SAMPLES = 10_000  # generated digits per FID
 FEATURES = "features"  # the classifier's 128-unit penultimate layer: the FID space
 
@@ -211,8 +211,8 @@ class Evaluator:
     def mixes(self, n, crossover, psi=1.0):
         """n images of two latents each, z1 on the style layers < crossover (an int, or one
         per image)."""
-        return self.images(stylegan.mix_z(self.draw_z(n), self.draw_z(n), crossover,
-                                          self.n_style), psi)
+        from_z1 = stylegan.slots_before(crossover, self.n_style)
+        return self.images(stylegan.mix_styles(self.draw_z(n), self.draw_z(n), from_z1), psi)
 
     def random_mixes(self, n, psi=1.0):
         """Two latents per image, crossover k drawn uniformly in [1, n_style) (Table 2)."""
@@ -235,7 +235,8 @@ class Evaluator:
         n = int(differ.sum())
         shares = {}
         for k in range(1, max(self.n_style, 2)):
-            mixed, mixed_hand = measure(stylegan.mix_z(z1, z2, k, self.n_style))
+            mixed, mixed_hand = measure(
+                stylegan.mix_styles(z1, z2, stylegan.slots_before(k, self.n_style)))
             shares[k] = {
                 "crossover": k, "pairs": pairs, "pairs_of_two_classes": n,
                 "follows_coarse": float(np.mean(mixed[differ] == coarse[differ])) if n else None,
@@ -275,7 +276,7 @@ def evaluate(generator, classifier, mnist, samples=SAMPLES, pairs=2000, psi=1.0,
         "class_shares": shares.round(4).tolist(),
         "kl_from_uniform": kl,
         "mean_confidence": confidence,
-        "mixing": by_crossover[grid_crossover(generator, coarse_size)],
+        "mixing": by_crossover[crossover_at(generator, coarse_size)],
         "mixing_by_crossover": list(by_crossover.values()),
     }
 

@@ -31,11 +31,11 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
-from utils import (CHECKPOINT_DIR, LOCK_NAME, ArgumentParser,  # noqa: E402
-                   UserError, add_generator_source, can_create_in,
-                   check_fits_in_memory, load_generator, squeeze_channel, to_uint8,
-                   write_atomically)
-from visual import COARSE_SIZE, grid_crossover  # noqa: E402
+from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noqa: E402
+                         load_generator, write_atomically)
+from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
+from utils import (ArgumentParser, UserError, can_create_in, check_fits_in_memory,  # noqa: E402
+                   squeeze_channel, to_uint8)
 
 
 class Explorer:
@@ -92,10 +92,9 @@ class Explorer:
         return np.arange(k)
 
     def mix(self, w_rows, w_cols, layers):
-        """w_cols with the given layers replaced by w_rows' (pairwise)."""
-        w = w_cols.copy()
-        w[:, layers] = w_rows[:, layers]
-        return w
+        """w_cols with the given style slots replaced by w_rows' (pairwise)."""
+        from_rows = np.isin(np.arange(self.n_style), layers)
+        return np.asarray(stylegan.mix_styles(w_rows, w_cols, from_rows))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,10 +275,11 @@ def cmd_samples(ex, args):
         out = Path(args.mixed)
         z1, z2 = (rng.standard_normal((args.n, ex.latent_dim), "float32") for _ in range(2))
         noise = ex.draw_noise(args.n, rng)
-        k = grid_crossover(ex.generator, args.coarse_size)
+        k = crossover_at(ex.generator, args.coarse_size)
         for name, z in (("coarse", stylegan.repeat_z(z1, ex.n_style)),
                         ("fine", stylegan.repeat_z(z2, ex.n_style)),
-                        ("mixed", stylegan.mix_z(z1, z2, k, ex.n_style))):
+                        ("mixed", stylegan.mix_styles(
+                            z1, z2, stylegan.slots_before(k, ex.n_style)))):
             save_npy(out / f"{name}.npy", stylegan.generate(ex.generator, z, noise, args.psi))
         return out
     z = stylegan.repeat_z(rng.standard_normal((args.n, ex.latent_dim), "float32"), ex.n_style)

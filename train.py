@@ -29,42 +29,35 @@ utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up c
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
-import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import functools  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import config as config_lib  # noqa: E402
+from callbacks import (EXIT_CODES, HISTORY, TENSORBOARD, EpochFID, RunKeeper,  # noqa: E402
+                       Stopped, Watch, stop_now, write_history)
+from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, FolderLock, export_saved_model,  # noqa: E402
+                         list_checkpoints, load_checkpoint, load_generator,
+                         newest_good_checkpoint, non_finite_weight, remove_temporary_files,
+                         weights_digest, write_atomically, write_folder_atomically)
 from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
-from stylegan import architecture, export_saved_model, make_gan  # noqa: E402
-from utils import (CHECKPOINT_DIR, LOCK_NAME, LOSS_KEYS, ArgumentParser,  # noqa: E402
-                   CheckpointError, FolderLock, NonFiniteWeights, UserError, all_finite,
-                   list_checkpoints, load_checkpoint, non_finite_weight, prune_checkpoints,
-                   load_generator, read_checkpoint, remove_temporary_files, save_checkpoint,
-                   to_unit_range, weights_digest, write_atomically, write_folder_atomically,
-                   write_text_atomically)
-from visual import MixingGridCallback, make_gif, plot_losses  # noqa: E402
+from stylegan import make_gan  # noqa: E402
+from utils import EVAL_CLASSIFIER, ArgumentParser, UserError  # noqa: E402
+from visual import make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
 DEFAULT_OUT = "visual/stylegan"
 FOLDER_IMAGE_SIZE = 64  # --dataset without --image-size: the tutorial's faces
 CPUINFO = Path("/proc/cpuinfo")  # where Linux lists the CPU's instruction sets
-HISTORY = "history.csv"
-TENSORBOARD = "tensorboard"
 SAVED_MODEL = "generator_savedmodel"  # the generator for TensorFlow alone (no project code)
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # the shell's 128 + signal number
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,9 +67,8 @@ def parse_args(argv=None):
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=DEFAULT_OUT, help=f"the run's folder (default {DEFAULT_OUT})")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest good checkpoint; flags left "
-                        "out come from the checkpoint")
-    p.add_argument("--lr", type=float, help="Adam learning rate of both G and D")
+                   help="continue the run in --out from its newest good checkpoint; recipe "
+                        "flags left out come from the checkpoint")
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over the visible GPUs (or "
                         "the logical CPUs when there is none); multiworker: "
@@ -86,9 +78,25 @@ def parse_args(argv=None):
                    default="auto", help="compile the step with XLA: on (--jit alone; float32 "
                                         "only), off, or auto (the default): on with GPUs in "
                                         "float32, else off")
+    watch = p.add_argument_group("watching the run (not part of the recipe)")
+    count = dict(type=int, metavar="N")
+    watch.add_argument("--keep", default=3, **count,
+                       help="completed-epoch checkpoints kept, the newest (default 3)")
+    watch.add_argument("--save-every", default=1000, **count,
+                       help="a checkpoint and a grid every N steps of an epoch too (0: at "
+                            "epoch ends only); --resume continues from that step (default 1000)")
+    watch.add_argument("--log-every", default=50, **count,
+                       help="TensorBoard (the run's tensorboard/): the losses every N steps, "
+                            "and per epoch with the grid (0: no TensorBoard; default 50)")
+    watch.add_argument("--eval-every", default=0, **count,
+                       help="MNIST: every N epochs, evaluate.py's FID of 10,000 digits against "
+                            "the test set, on the bar and in TensorBoard (default 0: never)")
+    watch.add_argument("--eval-classifier", default=EVAL_CLASSIFIER,
+                       help="the classifier whose features --eval-every measures in (trained "
+                            f"there once if missing; default {EVAL_CLASSIFIER})")
     recipe = p.add_argument_group(
-        "settings", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
-                    f"--resume, the run's own); see config.py")
+        "the recipe", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
+                      f"--resume, the run's own); see config.py")
     for name, field in FIELDS.items():
         kind, meta = config_lib.field_type(name), field.metadata
         options = dict(help=meta["meaning"] + preset_values(name), default=None)
@@ -100,6 +108,18 @@ def parse_args(argv=None):
                 options["choices"] = meta["choices"]
         recipe.add_argument(config_lib.flag(name), **options)
     return p.parse_args(argv)
+
+
+def watch_options(args):
+    """The Watch of the flags, each checked: counts 0..2**20."""
+    for name in Watch._fields[:4]:
+        value = getattr(args, name)
+        if not 0 <= value <= config_lib.FIELD_LIMIT:
+            raise UserError(f"{config_lib.flag(name)} must be in [0, {config_lib.FIELD_LIMIT}], "
+                            f"got {value}")
+    if args.keep < 1:
+        raise UserError(f"--keep must be 1 or more, got {args.keep}")
+    return Watch(*(getattr(args, name) for name in Watch._fields))
 
 
 def preset_values(name):
@@ -115,18 +135,14 @@ def preset_values(name):
 
 def resolve_config(args, saved=None):
     """The run's Config: the flags given, over the resumed run's config (`saved`) or over the
-    preset's. A resumed run refuses a flag that would change a `fixed` setting."""
+    preset's. A resumed run refuses a flag that would change a `fixed` setting; every run
+    refuses a flag for a setting its recipe would not read."""
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    if args.lr is not None:  # --lr sets both, --g-lr / --d-lr win over it
-        if not math.isfinite(args.lr) or args.lr <= 0:
-            raise UserError(f"--lr must be a positive finite number, got {args.lr}")
-        given = {"g_lr": args.lr, "d_lr": args.lr, **given}
     for key in ("data", "dataset"):
         if given.get(key):
             given[key] = str(Path(given[key]).expanduser().resolve())
     if saved is not None:
         check_unchanged(saved, given)
-        check_penalty_split_unchanged(saved, given)
         base = saved
     else:
         base = PRESETS[given.get("preset", DEFAULT_PRESET)]
@@ -140,35 +156,17 @@ def resolve_config(args, saved=None):
         config = config_lib.from_dict({**config_lib.to_dict(base), **given})
     except config_lib.ConfigError as error:
         raise UserError(str(error)) from None
-    check_grid_crossover(config)
+    unused = config_lib.unused(config)
+    for name in given:
+        if name in unused and getattr(args, name) is not None:
+            raise UserError(f"{as_flags(name, given[name])}: {unused[name]}, so this run would "
+                            f"ignore it: leave it out")
+    if config.dataset and args.eval_every:
+        raise UserError(f"--eval-every {args.eval_every}: the FID is measured with an MNIST "
+                        f"classifier; a folder run has no such yardstick (use pytorch-fid on "
+                        f"`generate.py samples --png`)")
     check_xla(config, args.jit)
     return config
-
-
-def check_grid_crossover(config):
-    """--grid-crossover K needs a style slot on either side of the split."""
-    n_style = architecture(config.image_size, config.filters, config.max_filters,
-                           config.convs_per_block, config.styled_to_image)["n_style"]
-    if config.grid_crossover >= n_style:
-        raise UserError(f"--grid-crossover {config.grid_crossover}: this generator has "
-                        f"{n_style} style slots, so the rows can give slots 0..K-1 for K in "
-                        f"1..{n_style - 1} (0: split by --grid-coarse-size)")
-
-
-def check_penalty_split_unchanged(saved, given):
-    """The pair penalties train the mix at the grid's split: a resumed run that goes on with one
-    keeps its grid's split, or the grid flags would change what it trains."""
-    weights = [name for name in config_lib.pair_penalties(saved) if given.get(name) != 0]
-    if not weights:
-        return
-    for key in ("grid_coarse_size", "grid_crossover"):
-        if key in given and given[key] != getattr(saved, key):
-            was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
-            penalty = as_flags(weights[0], getattr(saved, weights[0]))
-            raise UserError(f"--resume: {penalty} trains the mixes at the grid's split, so the "
-                            f"run keeps {was}: drop {now.split()[0]} or give "
-                            f"{config_lib.flag(weights[0])} 0 (`generate.py mix --crossover K` "
-                            f"draws the grid at any split)")
 
 
 def check_unchanged(saved, given):
@@ -333,45 +331,6 @@ def worker_index():
                         f"{text[:80]!r}): see --strategy multiworker in the README")
     return index, len(workers)
 
-
-Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
-
-
-def newest_good_checkpoint(ckpt_dir):
-    """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks and
-    continues the good one before it; a damaged or foreign newer one is named and skipped."""
-    newest = None
-    for meta_path in reversed(list_checkpoints(ckpt_dir, with_weights=False)):
-        try:
-            checkpoint = Checkpoint(meta_path, *read_checkpoint(meta_path))
-        except CheckpointError as error:
-            print(f"warning: {error}; trying the checkpoint before it", file=sys.stderr)
-            continue
-        foreign = newest and not_continued(newest, checkpoint)
-        if newest and not foreign:
-            return newest
-        if foreign:
-            print(f"warning: checkpoint {newest.path} does not continue the run of "
-                  f"{checkpoint.path.name} ({foreign}); trying the checkpoint before it",
-                  file=sys.stderr)
-        newest = checkpoint
-    if newest:
-        return newest
-    raise UserError(f"--resume: no usable checkpoint in {ckpt_dir}: start without --resume, "
-                    f"or point --out at the folder of the run to continue")
-
-
-def not_continued(newer, older):
-    """What shows that checkpoint `newer` is not of the run that wrote `older` (a setting
-    marked fixed, or the loss history), or None."""
-    for name, field in FIELDS.items():
-        if field.metadata["fixed"] and getattr(newer.config, name) != getattr(older.config, name):
-            return f"its {name} differs"
-    if newer.meta["history"][:len(older.meta["history"])] != older.meta["history"]:
-        return "its loss history differs"
-    return None
-
-
 def restore(model, checkpoint, data):
     """Load a checkpoint; returns where training goes on: (epochs done, steps done of the next
     one). (Its optimizers hold the old learning rates: RunKeeper sets this run's each epoch.)"""
@@ -381,9 +340,7 @@ def restore(model, checkpoint, data):
     batching = lambda c: (c.batch_size, c.shuffle_buffer, c.steps_per_execution)
     same_steps = batching(saved) == batching(data.config) and step < data.steps
     print(f"Resuming from {checkpoint.path.name}: {epoch} epochs done"
-          + (f", and {step} steps of epoch {epoch + 1}" if step else "")
-          + (f" (the weights of an interrupted epoch {epoch + 1}, trained again from its start)"
-             if meta.get("interrupted") else "") + ".")
+          + (f", and {step} steps of epoch {epoch + 1}" if step else "") + ".")
     if step and not same_steps:
         print(f"--batch-size, --shuffle-buffer, --steps-per-execution or the data changed, so "
               f"step {step} now means other images: epoch {epoch + 1} is trained again from its "
@@ -395,231 +352,10 @@ def restore(model, checkpoint, data):
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
-class EpochFID:
-    """evaluate.py's FID for --eval-every: 10,000 single-latent digits of the sampling
-    generator against the MNIST test set, in the features of evaluate.py's classifier (a
-    float32 model, loaded or trained once before training starts)."""
-
-    def __init__(self, config):
-        import evaluate
-
-        self.evaluate = evaluate
-        evaluate.check_classifier_path(config.eval_classifier, "--eval-classifier")
-        mnist = read_mnist_npz(config.data)
-        if any(part is None for part in (*mnist[0], *mnist[1])):
-            raise UserError(f"--eval-every needs y_train, x_test and y_test in {config.data}")
-        run_policy = keras.mixed_precision.dtype_policy()
-        keras.mixed_precision.set_dtype_policy("float32")  # the classifier's, as evaluate.py's
-        try:
-            self.classifier, _ = evaluate.get_classifier(config.eval_classifier, mnist,
-                                                         verbose=0, flag="--eval-classifier")
-        finally:
-            keras.mixed_precision.set_dtype_policy(run_policy)
-        self.test_features = evaluate.feature_model(self.classifier).predict(
-            to_unit_range(mnist[1][0][..., None]), 500, verbose=0)[0]
-
-    def __call__(self, generator):
-        digits = self.evaluate.Evaluator(generator, self.classifier)
-        images = digits.single_latent(self.evaluate.SAMPLES)
-        return float(self.evaluate.fid(digits.embed(images)[0], self.test_features))
-
-
-MidEpoch = collections.namedtuple("MidEpoch", "epoch step checkpoint grid")
-
-
-class RunKeeper(keras.callbacks.Callback):
-    """The run's life, in one place. At each epoch start: the epoch's learning rates. At each
-    step end: a stop on the first non-finite loss, and every `save_every` steps a mid-epoch
-    checkpoint and grid. At each completed epoch end, in this order: the checkpoint, the
-    history row, the grid (and with --eval-every the FID). On Ctrl-C or SIGTERM (what a
-    scheduler sends before preemption): training stops at the end of the current step (of the
-    current call, with --steps-per-execution), which save_interrupted keeps as a mid-epoch
-    checkpoint; a second signal stops at once. A signal handler, not the KeyboardInterrupt
-    exception, so no signal lands inside TensorFlow or half-way through a file."""
-
-    def __init__(self, out, config, steps_per_epoch, history=(), fid=None):
-        super().__init__()
-        self.out, self.config, self.steps_per_epoch = out, config, steps_per_epoch
-        self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
-        self.first_step = 0  # the epoch's steps done before this fit (Keras counts from 0)
-        self.go_on = None  # (step, running losses) a resumed epoch goes on from
-        self.mid_epoch = None  # the last mid-epoch save, a MidEpoch
-        self.history = list(history)  # one row per completed epoch, kept in every checkpoint
-        self.completed = len(self.history)  # epochs completed and saved
-        self.signal = self.diverged_at = None
-        self.grids = MixingGridCallback(out, seed=config.seed,
-                                        coarse_size=config.grid_coarse_size,
-                                        crossover=config.grid_crossover,
-                                        zero_noise=config.grid_noise == "zeros")
-        self._previous_handlers = {}
-        self.learning_rates = (config.d_lr, config.g_lr)
-        self.fid = fid  # an EpochFID, for --eval-every
-        self.log = (TensorBoardLog(out / TENSORBOARD, config.log_every, steps_per_epoch,
-                                   config.steps_per_execution) if config.log_every else None)
-
-    def set_model(self, model):
-        super().set_model(model)
-        self.grids.set_model(model)
-
-    def on_train_begin(self, logs=None):
-        for signum in EXIT_CODES:
-            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-
-    def on_train_end(self, logs=None):
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-
-    def _on_signal(self, signum, frame):
-        self.signal = signum
-        self.model.stop_training = True
-        for either in EXIT_CODES:  # a second signal, of either kind, stops at once
-            signal.signal(either, stop_now)
-
-    def go_on_from(self, step, running_losses):
-        """The next epoch is the rest of a resumed one: its steps and mean losses so far."""
-        self.go_on = (step, running_losses)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.step = epoch + 1, 0
-        if self.go_on:
-            self.step, running_losses = self.go_on
-            self.model.set_running_losses(running_losses)  # after fit's reset: the epoch's
-        self.first_step = self.step
-        halve = self.config.lr_halved_from and self.epoch >= self.config.lr_halved_from
-        factor = 0.5 if halve else 1.0
-        self.learning_rates = (self.config.d_lr * factor, self.config.g_lr * factor)
-        self.model.set_learning_rates(*self.learning_rates)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step = self.first_step + batch + 1
-        if not all_finite(logs):
-            return self.diverge()
-        if self.log:
-            self.log.step(self.epoch, self.step, logs)
-        if self.step < self.steps_per_epoch and reached_multiple(
-                self.step, self.config.save_every, self.config.steps_per_execution):
-            self.save_mid_epoch()
-
-    def diverge(self):
-        self.diverged_at = (self.epoch, self.step)
-        self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.go_on:  # the rest of a resumed epoch is a fit of its own: whole epochs follow
-            self.go_on, self.model.stop_training = None, True
-        if self.step < self.steps_per_epoch or self.diverged_at:
-            return  # cut short: no checkpoint, row or grid of it
-        row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
-        try:
-            saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
-                                [*self.history, row])
-        except NonFiniteWeights:
-            return self.diverge()
-        self.history.append(row)
-        self.completed = self.epoch
-        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep, saved)
-        write_history(self.out / HISTORY, self.history)  # a copy of the checkpoint's
-        grid = self.grids.save_grid(self.epoch)
-        fid = None
-        if self.fid and self.epoch % self.config.eval_every == 0:
-            fid = logs["fid"] = self.fid(self.model.sampling_generator)  # the bar shows it
-        if self.log:
-            self.log.epoch(row, self.learning_rates, grid, fid)
-
-    def save_mid_epoch(self):
-        """A checkpoint of the epoch in progress at this step (resume goes on from it), which
-        supersedes the epoch's earlier ones, and its grid `<epoch>-step<step>.png`."""
-        try:
-            saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
-                                    self.history, step=self.step)
-        except NonFiniteWeights:
-            return self.diverge()
-        prune_checkpoints(self.out / CHECKPOINT_DIR, self.config.keep, saved)
-        grid = self.grids.save_grid(f"{self.epoch}-step{self.step}")
-        self.mid_epoch = MidEpoch(self.epoch, self.step, saved, grid)
-        if self.log:
-            self.log.grid(self.epoch, self.step, grid)
-
-    def save_interrupted(self):
-        """Where a signal cut an epoch short: its mid-epoch checkpoint at that step, and grid
-        (saved now unless --save-every just did). Returns what is saved, or None."""
-        if self.completed == self.epoch or self.diverged_at or self.step == self.first_step:
-            return None  # nothing trained since the last checkpoint
-        if not self.mid_epoch or self.mid_epoch[:2] != (self.epoch, self.step):
-            self.save_mid_epoch()
-        if self.diverged_at:
-            return None
-        return (f"the weights at that step as {self.mid_epoch.checkpoint.name} and the grid "
-                f"{self.mid_epoch.grid.name}")
-
-
-class TensorBoardLog:
-    """The run's `tensorboard/` folder, for `tensorboard --logdir OUT/tensorboard`: every
-    `every` steps D's and G's loss (the epoch's running means, as the progress bar shows them);
-    at each completed epoch its mean losses, the learning rates and the mixing grid. Steps count
-    from the run's first, so a resumed run continues the curves. (TensorFlow appends its event
-    files as it goes: they are a log, the one output not written atomically.)"""
-
-    def __init__(self, folder, every, steps_per_epoch, steps_per_call):
-        self.writer = tf.summary.create_file_writer(str(folder))
-        self.every, self.steps_per_epoch = every, steps_per_epoch
-        self.steps_per_call = steps_per_call
-
-    def step(self, epoch, step, logs):
-        global_step = self.global_step(epoch, step)
-        if reached_multiple(global_step, self.every, self.steps_per_call):
-            with self.writer.as_default(step=global_step):
-                for key in LOSS_KEYS:
-                    tf.summary.scalar(f"steps/{key}", float(logs[key]))
-
-    def epoch(self, row, learning_rates, grid, fid=None):
-        with self.writer.as_default(step=row["epoch"]):
-            for key in LOSS_KEYS:
-                tf.summary.scalar(f"epoch/{key}", row[key])
-            if fid is not None:
-                tf.summary.scalar("epoch/fid", fid)
-            for net, rate in zip("dg", learning_rates):
-                tf.summary.scalar(f"epoch/{net}_learning_rate", rate)
-            self._image("mixing_grid", grid)
-        self.writer.flush()
-
-    def grid(self, epoch, step, grid):
-        """A mid-epoch checkpoint's grid, on the steps' axis."""
-        with self.writer.as_default(step=self.global_step(epoch, step)):
-            self._image("steps/mixing_grid", grid)
-        self.writer.flush()
-
-    def global_step(self, epoch, step):
-        """Steps from the run's first: the axis of the step curves and the mid-epoch grids."""
-        return (epoch - 1) * self.steps_per_epoch + step
-
-    @staticmethod
-    def _image(tag, png):
-        image = np.asarray(Image.open(png))
-        tf.summary.image(tag, image.reshape(1, *image.shape[:2], -1))
-
-
-def reached_multiple(step, every, steps_per_call):
-    """Whether the call of steps_per_call steps that ended at `step` passed a multiple of
-    `every` (0: never): with Keras' steps_per_execution the callbacks see only a call's end."""
-    return every > 0 and step // every > (step - steps_per_call) // every
-
-
-def write_history(path, rows):
-    """history.csv: epoch (from 1), d_loss, g_loss; rewritten whole from the checkpoint's rows,
-    so it has exactly one row per completed epoch whatever stopped the run before."""
-    if not rows:
-        return
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomically(path, text.getvalue())
-
-
 def train(args):
     """Check everything, then train; returns the exit code. A fresh run's flags and data are
     checked before its folder is touched; a resumed run's come from the folder."""
+    watch_options(args)  # checked before any work
     strategy = make_strategy(args.strategy)  # MultiWorkerMirroredStrategy before any other op
     if args.strategy == "multiworker" and worker_index()[0] > 0:
         return train_as_worker(args, strategy)
@@ -675,11 +411,9 @@ def train_in(out, strategy, args, data, resume_from):
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
                         f"{strategy.num_replicas_in_sync} replicas: use a multiple of it")
-    for weight in config_lib.pair_penalties(config):
-        if config.batch_size < 2 * strategy.num_replicas_in_sync:
-            raise UserError(f"{config_lib.flag(weight)} pairs the images of a batch: give "
-                            f"--batch-size {2 * strategy.num_replicas_in_sync} or more (or "
-                            f"{config_lib.flag(weight)} 0)")
+    if config.hand_weight and config.batch_size < 2 * strategy.num_replicas_in_sync:
+        raise UserError(f"--hand-weight pairs the images of a batch: give --batch-size "
+                        f"{2 * strategy.num_replicas_in_sync} or more (or --hand-weight 0)")
     precision = resolved_precision(config)
     keras.mixed_precision.set_dtype_policy(precision)
     keras.utils.set_random_seed(config.seed)
@@ -691,14 +425,15 @@ def train_in(out, strategy, args, data, resume_from):
         print(f"Already trained {first_epoch} epochs{done} (--epochs {config.epochs}): nothing "
               f"to train; the exports hold these weights. Raise --epochs to train more.")
         return finish(model, out)
-    fid = EpochFID(config) if config.eval_every else None
+    watch = watch_options(args)
+    fid = EpochFID(config.data, watch.eval_classifier) if watch.eval_every else None
     if strategy.num_replicas_in_sync > 1:
         print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")
     print_intro(config, data.n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
-    keeper = RunKeeper(out, config, steps, history, fid)
+    keeper = RunKeeper(out, config, watch, steps, history, fid)
     if first_step:
         keeper.go_on_from(first_step, resume_from.meta["running_losses"])
     run_fits(model, keeper, data, first_epoch, first_step)
@@ -753,16 +488,6 @@ def finish(model, out):
     print(f"Saved {out / 'generator.keras'}, {out / SAVED_MODEL}" + (f", {gif}" if gif else "")
           + f" and {out / 'losses.png'}.")
     return 0
-
-
-class Stopped(BaseException):
-    """Ctrl-C or SIGTERM outside the training loop, or a second one inside it. A BaseException,
-    as KeyboardInterrupt is, so no `except Exception` in Keras or TensorFlow swallows it."""
-
-
-def stop_now(signum, frame):
-    raise Stopped(signum)
-
 
 def main(argv=None):
     args = parse_args(argv)

@@ -10,13 +10,12 @@ import csv
 import re
 from pathlib import Path
 
-import keras
 import numpy as np
 from PIL import Image
 
 import stylegan
-from stylegan import COARSE_SIZE, grid_crossover, style_sizes  # noqa: F401 (the grid's split)
-from utils import to_uint8, write_atomically
+from checkpoints import write_atomically
+from utils import to_uint8
 
 GIF_NAME = "generating.gif"
 GAP = 2  # pixels between cells
@@ -34,13 +33,15 @@ def grid_inputs(latent_dim, n=12, seed=0, image_size=28, zero_noise=False):
 
 
 def mixing_grid(generator, z1, z2, noise, crossover):
-    """The grid as one uint8 image of (n+1) x (n+1) cells, GAP pixels apart (3 * GAP after the
+    """The grid for z1 (rows) and z2 (columns), the rows giving the style slots before
+    `crossover` (stylegan.crossover_at), as one uint8 image of (n+1) x (n+1) cells, GAP pixels apart (3 * GAP after the
     header for colour images): see the module docstring."""
     n_style = generator.input[0].shape[1]
     n = len(z1)
     rows = np.repeat(z1, n, axis=0)  # cell (i, j) at index i * n + j
     cols = np.tile(z2, (n, 1))
-    mixes = _generate(generator, stylegan.mix_z(rows, cols, crossover, n_style), noise)
+    z = stylegan.mix_styles(rows, cols, stylegan.slots_before(crossover, n_style))
+    mixes = _generate(generator, z, noise)
     sources = _generate(generator, stylegan.repeat_z(np.concatenate([z1, z2]), n_style), noise)
     grey = sources.ndim == 3
     if grey:
@@ -73,29 +74,6 @@ def save_png(array, path, zoom=1):
     if zoom != 1:
         image = image.resize((image.width * zoom, image.height * zoom), Image.NEAREST)
     return write_atomically(path, image.save)
-
-
-class MixingGridCallback(keras.callbacks.Callback):
-    """Draws the mixing grid of the model's sampling generator to `<out_dir>/<name>.png`
-    (train.py's RunKeeper calls `save_grid(epoch)` at each completed epoch, counted from 1)."""
-
-    def __init__(self, out_dir, n=12, seed=0, zoom=None, coarse_size=COARSE_SIZE,
-                 zero_noise=False, crossover=0):
-        super().__init__()
-        self.out_dir = Path(out_dir)
-        self.coarse_size = coarse_size  # style layers up to this size come from the rows
-        self.crossover = crossover  # or, where not 0, the style slots before this one
-        self.zero_noise = zero_noise  # the tutorial's grid turns the noise off
-        self.n, self.seed, self.zoom = n, seed, zoom  # zoom None: 2 up to 32 px, else 1
-
-    def save_grid(self, name):
-        size = self.model.img_shape[0]
-        z1, z2, noise = grid_inputs(self.model.latent_dim, self.n, self.seed, size,
-                                    self.zero_noise)
-        generator = self.model.sampling_generator
-        grid = mixing_grid(generator, z1, z2, noise,
-                           self.crossover or grid_crossover(generator, self.coarse_size))
-        return save_png(grid, self.out_dir / f"{name}.png", self.zoom or (2 if size <= 32 else 1))
 
 
 def epoch_grids(out_dir):
