@@ -16,7 +16,7 @@ from PIL import Image
 from checkpoints import (CHECKPOINT_DIR, LOSS_KEYS, NonFiniteWeights, prune_checkpoints,
                          save_checkpoint, set_running_losses, write_text_atomically)
 from mnist_ds import read_mnist_npz
-from utils import UserError, all_finite, to_unit_range
+from utils import EVAL_CLASSIFIER, UserError, all_finite, to_unit_range
 from visual import grid_inputs, mixing_grid, save_png
 from stylegan import crossover_at
 
@@ -73,8 +73,10 @@ class MixingGrid:
         return save_png(grid, self.out_dir / f"{name}.png", self.zoom or (2 if size <= 32 else 1))
 
 
-# The run's options that are not part of its recipe (train.py's flags; not kept on --resume)
-Watch = collections.namedtuple("Watch", "keep save_every log_every eval_every eval_classifier")
+# How a run is watched and kept, apart from its recipe (train.py's flags; each checkpoint keeps
+# them, and --resume goes on with them unless given anew)
+Watch = collections.namedtuple("Watch", "keep save_every log_every eval_every eval_classifier",
+                               defaults=(3, 1000, 50, 0, EVAL_CLASSIFIER))
 
 
 MidEpoch = collections.namedtuple("MidEpoch", "epoch step checkpoint grid")
@@ -159,7 +161,7 @@ class RunKeeper(keras.callbacks.Callback):
         row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
-                                [*self.history, row])
+                                    [*self.history, row], watch=self.watch)
         except NonFiniteWeights:
             return self.diverge()
         self.history.append(row)
@@ -178,7 +180,7 @@ class RunKeeper(keras.callbacks.Callback):
         supersedes the epoch's earlier ones, and its grid `<epoch>-step<step>.png`."""
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
-                                    self.history, step=self.step)
+                                    self.history, step=self.step, watch=self.watch)
         except NonFiniteWeights:
             return self.diverge()
         prune_checkpoints(self.out / CHECKPOINT_DIR, self.watch.keep, saved)

@@ -162,11 +162,11 @@ def non_finite_weight(model):
     return None
 
 
-def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0):
+def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0, watch=None):
     """Write the checkpoint of `epoch` epochs completed and `step` steps of the next (with the
     next epoch's running mean losses); returns the json's path. `history`: the mean losses of
-    every completed epoch, one dict per epoch, which history.csv shows. Non-finite weights are
-    never written."""
+    every completed epoch, one dict per epoch, which history.csv shows; `watch`: the run's
+    callbacks.Watch, which --resume goes on with. Non-finite weights are never written."""
     bad = non_finite_weight(model)
     if bad:
         raise NonFiniteWeights(f"not saved: weight {bad} is not finite")
@@ -177,6 +177,7 @@ def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0):
     meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
             "running_losses": running_losses(model) if step else None,
             "history": list(history), "config": config_lib.to_dict(model.config),
+            "watch": watch._asdict() if watch else {},
             "rng_state": [np.asarray(state).tolist() for state in seed_states(model)]}
     meta["sha256"] = digest(meta, weights)
     write_text_atomically(meta_path, json.dumps(meta, indent=2))
@@ -248,6 +249,8 @@ def _check_fields(meta):
     sums = lambda value: (isinstance(value, list) and len(value) == 2 and all(
         isinstance(x, float) and math.isfinite(x) for x in value) and value[1] >= 0)
     states = meta["rng_state"]
+    if not isinstance(meta["watch"], dict):
+        raise ValueError("watch malformed")
     if not (is_int(meta["epoch"]) and isinstance(states, list) and all(map(pair, states))
             and is_int(meta["step"]) and meta["step"] >= 0
             and (losses is None if meta["step"] == 0 else (

@@ -129,8 +129,7 @@ class Config:
     shared_optimizer: bool = setting(True, "one Adam for G and D (tutorial: one step counter, "
                                      "advanced by both updates) instead of one each",
                                      fixed=True)
-    lr: float = setting(0.001, "Adam's learning rate, of G and of D", at_least=1e-12,
-                        at_most=1.0)
+    lr: float = setting(0.001, "Adam's learning rate, of G and of D", at_least=1e-12)
     beta_2: float = setting(0.999, "Adam beta_2 of both (Keras' default; the paper: 0.99)",
                             at_least=0.0, below=1.0)
     lr_halved_from: int = setting(0, "halve the learning rate from this epoch on (1 = the "

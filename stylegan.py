@@ -412,7 +412,7 @@ def style_sizes(generator):
 COARSE_SIZE = 28  # the default recipe's split: every style block coarse, to_image's style fine
 
 
-def crossover_at(generator, coarse_size):
+def crossover_at(generator, coarse_size=COARSE_SIZE):
     """Where coarse styles end: the style slots working at coarse_size pixels or less (at least
     one, and one left for the fine source). The tutorial's 3 slots: 7 -> 7x7 | 14x14, 28x28;
     14 -> 7x7, 14x14 | 28x28. With a styled to_image (the default recipe), 28 gives the coarse
@@ -446,7 +446,8 @@ class StyleGAN(keras.Model):
         if config.hand_weight and config.styled_to_image and self.hand_split == self.n_style - 1:
             self.synthesis_and_features = keras.Model(
                 self.synthesis.inputs,
-                [self.synthesis.output, self.synthesis.get_layer("to_image_mod").input[0]])
+                [self.synthesis.output, self.synthesis.get_layer("to_image_mod").input[0]],
+                name="synthesis_and_features")
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")

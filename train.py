@@ -50,7 +50,7 @@ from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
 from stylegan import make_gan  # noqa: E402
-from utils import EVAL_CLASSIFIER, ArgumentParser, UserError  # noqa: E402
+from utils import ArgumentParser, UserError  # noqa: E402
 from visual import make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
@@ -78,22 +78,20 @@ def parse_args(argv=None):
                    default="auto", help="compile the step with XLA: on (--jit alone; float32 "
                                         "only), off, or auto (the default): on with GPUs in "
                                         "float32, else off")
-    watch = p.add_argument_group("watching the run (not part of the recipe)")
-    count = dict(type=int, metavar="N")
-    watch.add_argument("--keep", default=3, **count,
-                       help="completed-epoch checkpoints kept, the newest (default 3)")
-    watch.add_argument("--save-every", default=1000, **count,
-                       help="a checkpoint and a grid every N steps of an epoch too (0: at "
-                            "epoch ends only); --resume continues from that step (default 1000)")
-    watch.add_argument("--log-every", default=50, **count,
-                       help="TensorBoard (the run's tensorboard/): the losses every N steps, "
-                            "and per epoch with the grid (0: no TensorBoard; default 50)")
-    watch.add_argument("--eval-every", default=0, **count,
-                       help="MNIST: every N epochs, evaluate.py's FID of 10,000 digits against "
-                            "the test set, on the bar and in TensorBoard (default 0: never)")
-    watch.add_argument("--eval-classifier", default=EVAL_CLASSIFIER,
-                       help="the classifier whose features --eval-every measures in (trained "
-                            f"there once if missing; default {EVAL_CLASSIFIER})")
+    watch = p.add_argument_group("watching the run (not part of the recipe; on --resume, the "
+                                 "run's own unless given)")
+    helps = {"keep": "completed-epoch checkpoints kept, the newest",
+             "save_every": "a checkpoint and a grid every N steps of an epoch too (0: at epoch "
+                           "ends only); --resume continues from that step",
+             "log_every": "TensorBoard (the run's tensorboard/): the losses every N steps, and "
+                          "per epoch with the grid (0: no TensorBoard)",
+             "eval_every": "MNIST: every N epochs, evaluate.py's FID of 10,000 digits against "
+                           "the test set, on the bar and in TensorBoard (0: never)",
+             "eval_classifier": "the classifier whose features --eval-every measures in "
+                                "(trained there once if missing)"}
+    for name, default in Watch._field_defaults.items():
+        watch.add_argument(config_lib.flag(name), type=type(default), help=f"{helps[name]} "
+                           f"(default {default})", metavar="PATH" if isinstance(default, str) else "N")
     recipe = p.add_argument_group(
         "the recipe", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
                       f"--resume, the run's own); see config.py")
@@ -110,16 +108,21 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def watch_options(args):
-    """The Watch of the flags, each checked: counts 0..2**20."""
+def watch_options(args, saved=None):
+    """The run's Watch: the flags given, over the resumed run's (`saved`, a dict) or the
+    defaults; each count checked."""
+    given = {name: getattr(args, name) for name in Watch._fields
+             if getattr(args, name) is not None}
+    saved = {name: value for name, value in (saved or {}).items() if name in Watch._fields}
+    watch = Watch(**{**Watch()._asdict(), **saved, **given})
+    if not isinstance(watch.eval_classifier, str):
+        raise UserError(f"--eval-classifier must be a path, got {watch.eval_classifier!r}")
     for name in Watch._fields[:4]:
-        value = getattr(args, name)
-        if not 0 <= value <= config_lib.FIELD_LIMIT:
-            raise UserError(f"{config_lib.flag(name)} must be in [0, {config_lib.FIELD_LIMIT}], "
-                            f"got {value}")
-    if args.keep < 1:
-        raise UserError(f"--keep must be 1 or more, got {args.keep}")
-    return Watch(*(getattr(args, name) for name in Watch._fields))
+        value, least = getattr(watch, name), 1 if name == "keep" else 0
+        if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:
+            raise UserError(f"{config_lib.flag(name)} must be in [{least}, "
+                            f"{config_lib.FIELD_LIMIT}], got {value}")
+    return watch
 
 
 def preset_values(name):
@@ -425,7 +428,7 @@ def train_in(out, strategy, args, data, resume_from):
         print(f"Already trained {first_epoch} epochs{done} (--epochs {config.epochs}): nothing "
               f"to train; the exports hold these weights. Raise --epochs to train more.")
         return finish(model, out)
-    watch = watch_options(args)
+    watch = watch_options(args, resume_from and resume_from.meta["watch"])
     fid = EpochFID(config.data, watch.eval_classifier) if watch.eval_every else None
     if strategy.num_replicas_in_sync > 1:
         print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "

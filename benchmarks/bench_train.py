@@ -2,7 +2,8 @@
 
     python benchmarks/bench_train.py          # both presets, compiled, float32 and mixed_bfloat16
     python benchmarks/bench_train.py --precision float32 --ways eager,compiled,xla
-    python benchmarks/bench_train.py --presets tutorial,stylegan --set step=d_first  # one lever
+    python benchmarks/bench_train.py --presets tutorial,stylegan --set mixing_prob=0.9  # one lever
+    python benchmarks/bench_train.py --precision float32 --ways compiled,formula  # AdaNorm's two forms
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps in whole cycles
@@ -39,6 +40,7 @@ WAYS = {  # name: how the step runs
     "eager": "the tutorial's loop: train_step called eagerly (baseline)",
     "compiled": "tf.function(train_step), as model.fit runs it",
     "xla": "tf.function(train_step, jit_compile=True)",
+    "formula": "as compiled, with AdaNorm's formula in place of the fused op (FusedAdaNorm)",
 }
 
 
@@ -58,7 +60,6 @@ def parse_args(argv=None):
     p.add_argument("--image-size", type=int, default=28,
                    help="28: MNIST digits; 32..256: the folder model on random colour images")
     p.add_argument("--loss", default="nonsaturating", help="nonsaturating or wgan-gp")
-    p.add_argument("--d-steps", type=int, default=1)
     p.add_argument("--precision", default="float32,mixed_bfloat16",
                    help="comma-separated Keras dtype policies: float32, mixed_bfloat16 "
                         "(CPUs with AVX-512 BF16 / AMX), mixed_float16 (GPUs)")
@@ -67,7 +68,7 @@ def parse_args(argv=None):
                    help="comma-separated train.py recipes: tutorial (the core), stylegan")
     p.add_argument("--set", action="append", default=[], metavar="SETTING=VALUE",
                    help="a Config setting for every recipe but the tutorial's (the "
-                        "baseline), e.g. step=d_first (repeatable): to time one lever")
+                        "baseline), e.g. mixing_prob=0.9 (repeatable): to time one lever")
     p.add_argument("--worker", nargs=3, metavar=("WAY", "PRECISION", "PRESET"),
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -75,8 +76,7 @@ def parse_args(argv=None):
 
 # settings the benchmark sets from its own flags: --set may not change them
 OWN_FLAGS = {"latent_dim": "--latent-dim", "image_size": "--image-size", "dataset": "--image-size",
-             "batch_size": "--batch-size", "loss": "--loss", "d_steps": "--d-steps",
-             "precision": "--precision"}
+             "batch_size": "--batch-size", "loss": "--loss", "precision": "--precision"}
 
 
 def bench_config(preset, args, precision="float32", overrides=()):
@@ -85,7 +85,7 @@ def bench_config(preset, args, precision="float32", overrides=()):
     settings = {**config_lib.to_dict(config_lib.PRESETS[preset]), "latent_dim": args.latent_dim,
                 "image_size": args.image_size,
                 "batch_size": args.batch_size or config_lib.PRESETS[preset].batch_size,
-                "loss": args.loss, "d_steps": args.d_steps, "precision": precision,
+                "loss": args.loss, "precision": precision,
                 "dataset": "" if args.image_size == config_lib.MNIST_SIZE else "random images"}
     if settings["dataset"]:
         settings.update(config_lib.MNIST_ONLY)
@@ -103,14 +103,14 @@ def overrides_for(preset, args):
 
 
 def parse_setting(text):
-    """("step", "d_first") for "step=d_first"; the value read as JSON where it is (1, 0.5,
+    """("step", "g_first") for "step=g_first"; the value read as JSON where it is (1, 0.5,
     true), else as a string."""
     name, _, value = text.partition("=")
     return name, json_or_text(value)
 
 
 def json_or_text(text):
-    """1 and 0.5 and true as JSON reads them; d_first (or [], which no setting takes) as itself."""
+    """1 and 0.5 and true as JSON reads them; g_first (or [], which no setting takes) as itself."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or too long or deep to read as JSON
@@ -137,9 +137,6 @@ def check_args(args):
     if args.set and set(args.presets.split(",")) == {"tutorial"}:
         raise UserError("--set changes the recipes timed against the tutorial's, which stays "
                         "the baseline: add another preset (--presets tutorial,stylegan)")
-    if "tutorial" in args.presets.split(",") and args.d_steps != 1:
-        raise UserError(f"--d-steps {args.d_steps}: the tutorial's step updates D once; time "
-                        f"more D steps with --presets stylegan")
     for preset in args.presets.split(","):
         try:
             bench_config(preset, args, overrides=overrides_for(preset, args))
@@ -170,6 +167,8 @@ def make_step(way, precision, preset, args, overrides=()):
 
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_dtype_policy(precision)
+    if way == "formula":  # the networks built with AdaNorm's formula where the fused op was
+        stylegan.FusedAdaNorm = stylegan.AdaNorm
     model = stylegan.make_gan(bench_config(preset, args, precision, overrides))  # and Adam
     n = model.config.batch_size
     if args.image_size == 28:
@@ -180,6 +179,7 @@ def make_step(way, precision, preset, args, overrides=()):
     batch = tf.constant(to_unit_range(images.astype("uint8")))
     step = {"eager": model.train_step,
             "compiled": tf.function(model.train_step),
+            "formula": tf.function(model.train_step),
             "xla": tf.function(model.train_step, jit_compile=True)}[way]
     return step, batch
 
@@ -211,10 +211,12 @@ def run_worker(way, precision, preset, args):
 
 
 def lazy_cycle(config):
-    """Steps after which the lazy penalties (R1, the hand's, the fine-style one) repeat: an
-    epoch pays each in turn, so a step's time for an epoch is a mean over whole cycles. (R1
-    counts D updates: with d_steps D updates a step, 16 steps still hold whole R1 cycles.)"""
-    return math.lcm(1, *(every for _, every in config_lib.lazy_penalties(config).values()))
+    """Steps after which the lazy penalties (R1, the hand's) repeat: an epoch pays each in
+    turn, so a step's time for an epoch is a mean over whole cycles."""
+    import losses
+
+    return math.lcm(1, *([losses.R1_EVERY] if config.r1_gamma else []),
+                    *([losses.HAND_EVERY] if config.hand_weight else []))
 
 
 def timing_cycle(args):
@@ -299,7 +301,7 @@ def main(argv=None):
     ways = args.ways.split(",")
     cycle = timing_cycle(args)
     print(f"StyleGAN train step, {args.image_size}x{args.image_size}, "
-          f"latent {args.latent_dim}, loss {args.loss}, {args.d_steps} D step(s), "
+          f"latent {args.latent_dim}, loss {args.loss}, "
           f"{' '.join(args.set) or 'no --set'}; {cycles_of(args.steps, cycle) * cycle} timed "
           f"steps (means over {cycle}) after {args.warmup} warm-up, {args.rounds} round(s); "
           f"{os.cpu_count()} CPU cores")

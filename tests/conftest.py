@@ -39,7 +39,8 @@ def tiny_model():
 
 def mix(model, z1, z2, crossover, noise):
     """The images of z1's styles on the layers < crossover and z2's on the rest."""
-    return stylegan.generate(model.g, stylegan.mix_z(z1, z2, crossover, model.n_style), noise)
+    z = stylegan.mix_styles(z1, z2, stylegan.slots_before(crossover, model.n_style))
+    return stylegan.generate(model.g, z, noise)
 
 
 def train_in_subprocess(*flags, cwd=ROOT):

@@ -9,16 +9,16 @@ import sys
 
 import numpy as np
 
+import checkpoints
 import train as train_cli
-import utils
 from conftest import ROOT, SAMPLE, run_on_two_logical_cpus
 
 def test_the_gan_loss_is_not_divided_by_the_replicas_twice():
     # Keras' Loss objects divide by the replica count under a strategy; the step divides once
     script = (
-        "import stylegan\n"
+        "import losses\n"
         "strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])\n"
-        "loss = strategy.run(tf.function(lambda: stylegan.binary_crossentropy(\n"
+        "loss = strategy.run(tf.function(lambda: losses.binary_crossentropy(\n"
         "    tf.ones((4, 1)), tf.zeros((4, 1)))))\n"
         "print([float(v) for v in strategy.experimental_local_results(loss)])\n")
     run = run_on_two_logical_cpus(script)
@@ -61,8 +61,8 @@ def test_two_workers_train_in_step_only_the_chief_writes_and_both_resume(tmp_pat
         scratch = re.search(r"Output in (\S+)/:", worker_out)[1]
         assert not os.path.exists(scratch)  # the worker's own files: gone
         digest = re.search(r"generator.keras shares: (\w+)", worker_out)[1]
-        chief = utils.load_generator(model=out / "generator.keras")
-        assert utils.weights_digest(chief) == digest  # the same weights on both workers
+        chief = checkpoints.load_generator(model=out / "generator.keras")
+        assert checkpoints.weights_digest(chief) == digest  # the same weights on both workers
     assert "Epoch 2/2" in worker_out and "Epoch 1/2" not in worker_out  # resumed from the chief's
     assert (out / "history.csv").read_text().count("\n") == 3  # header, epochs 1 and 2
     assert sorted(p.name for p in (out / "checkpoints").glob("*.json")) == ["ckpt-0001.json",

@@ -6,7 +6,7 @@ import pytest
 
 import evaluate
 import stylegan
-import utils
+import checkpoints
 from config import Config
 from conftest import SAMPLE
 
@@ -92,7 +92,7 @@ def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
 
 def test_a_training_checkpoint_gives_the_same_generator(tmp_path, tiny_model):
     gan = stylegan.make_gan(Config(seed=3))
-    meta = utils.save_checkpoint(gan, tmp_path, 1, [{"epoch": 1}])
+    meta = checkpoints.save_checkpoint(gan, tmp_path, 1, [{"epoch": 1}])
     generator = evaluate.load_generator(checkpoint=meta)
     for a, b in zip(gan.g.get_weights(), generator.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

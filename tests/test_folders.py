@@ -8,13 +8,15 @@ import pytest
 from PIL import Image
 
 import folder_ds
+import losses
+import paper_layers
 import stylegan
 import train as train_cli
 import visual
 from config import Config
 from conftest import ROOT, run_on_two_logical_cpus
 
-SMALL = dict(image_size=32, latent_dim=8, w_dim=16, filters=8, max_filters=16)
+SMALL = dict(image_size=32, latent_dim=8, w_dim=16, filters=8)
 
 
 def small_gan(**settings):
@@ -67,28 +69,29 @@ def test_an_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_the_generator_grows_one_style_block_per_doubling():
-    assert stylegan.architecture(28) == {"n_style": 3, "filters": [64] * 3,
+    assert paper_layers.architecture(28) == {"n_style": 3, "filters": [64] * 3,
                                          "upsample": [False, True, True],
                                          "const_channels": 128}
-    arch = stylegan.architecture(64, filters=32, max_filters=128)
-    assert arch == {"n_style": 5, "filters": [128, 128, 128, 64, 32],
-                    "upsample": [False, True, True, True, True], "const_channels": 128}
+    arch = paper_layers.architecture(64, filters=32)  # doubling at each halving, up to 256
+    assert arch == {"n_style": 5, "filters": [256, 256, 128, 64, 32],
+                    "upsample": [False, True, True, True, True], "const_channels": 256}
+    assert paper_layers.architecture(64, filters=32, styled_to_image=True)["n_style"] == 6
     model = small_gan()
     assert model.n_style == 4  # 4, 8, 16, 32
     assert model.g.output.shape == (None, 32, 32, 3)
     assert model.d(np.zeros((2, 32, 32, 3), "float32")).shape == (2, 1)
     with pytest.raises(ValueError, match="image size 48 is not supported"):
-        stylegan.architecture(48)
+        paper_layers.architecture(48)
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_one_training_step_for_each_loss(image_folder, loss):
-    model = small_gan(loss=loss, d_steps=2, step="d_first", shared_optimizer=False)
+    model = small_gan(loss=loss, step="same_fakes", shared_optimizer=False)
     g_before, d_before = model.g.get_weights(), model.d.get_weights()
     dataset, _ = folder_ds.make_folder_dataset(folder_ds.load_folder(image_folder), 32, 8)
     history = model.fit(dataset, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
-    assert model.d_optimizer.iterations.numpy() == 2 and model.g_optimizer.iterations.numpy() == 1
+    assert model.d_optimizer.iterations.numpy() == model.g_optimizer.iterations.numpy() == 1
     assert any(not np.allclose(a, b) for a, b in zip(g_before, model.g.get_weights()))
     assert any(not np.allclose(a, b) for a, b in zip(d_before, model.d.get_weights()))
 
@@ -101,13 +104,14 @@ def test_the_gradient_penalty_measures_the_critic_gradient_norm():
     critic.set_weights([kernel, np.zeros(1, "float32")])
     model.d = critic
     real, fake = np.zeros((4, 32, 32, 3), "float32"), np.ones((4, 32, 32, 3), "float32")
-    assert float(model.gradient_penalty(real, fake)) == pytest.approx((3 - 1) ** 2, rel=1e-4)
+    assert float(losses.gradient_penalty(model, real, fake)) == pytest.approx((3 - 1) ** 2,
+                                                                              rel=1e-4)
 
 
 def test_the_mixing_grid_is_in_colour():
     model = small_gan()
     z1, z2, noise = visual.grid_inputs(8, n=2, seed=0, image_size=32)
-    grid = visual.mixing_grid(model.g, z1, z2, noise, visual.grid_crossover(model.g))
+    grid = visual.mixing_grid(model.g, z1, z2, noise, stylegan.crossover_at(model.g))
     side = 3 * 32 + visual.GAP + 3 * visual.GAP  # 3 cells, a gap, a wider gap after the header
     assert grid.shape == (side, side, 3)
     assert np.all(grid[32: 32 + 3 * visual.GAP] == visual.GAP_GREY)
@@ -116,7 +120,7 @@ def test_the_mixing_grid_is_in_colour():
 def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_cli.main(["--dataset", str(image_folder), "--image-size", "32", "--filters",
-                           "8", "--max-filters", "16", "--latent-dim", "8", "--batch-size",
+                           "8", "--latent-dim", "8", "--batch-size",
                            "8", "--epochs", "1", "--loss", "wgan-gp", "--out", str(out)]) == 0
     assert "Skipped 2 unreadable image file(s)" in capsys.readouterr().out
     assert Image.open(out / "1.png").mode == "RGB"
@@ -126,7 +130,7 @@ def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys
 def test_mirrored_strategy_on_two_logical_cpus(image_folder, tmp_path):
     run = run_on_two_logical_cpus(
         "import train\nsys.exit(train.main(sys.argv[2:]))\n", "--dataset", image_folder,
-        "--image-size", "32", "--filters", "8", "--max-filters", "16", "--latent-dim", "8",
+        "--image-size", "32", "--filters", "8", "--latent-dim", "8",
         "--batch-size", "8", "--epochs", "1", "--strategy", "mirrored", "--out",
         tmp_path / "run")
     assert run.returncode == 0, run.stderr[-3000:]

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import generate
+import checkpoints
 import stylegan
 import utils
 
@@ -80,7 +81,7 @@ def test_mixed_samples_are_aligned_coarse_fine_and_mix(model_file, tmp_path):
 
 
 def test_levels_swap_exactly_one_layer(model_file):
-    ex = generate.Explorer(utils.load_generator(model=model_file))
+    ex = generate.Explorer(checkpoints.load_generator(model=model_file))
     w_base, w_other = ex.w(ex.z([1])), ex.w(ex.z([2]))
     swapped = ex.mix(w_other, w_base, [1])
     np.testing.assert_array_equal(swapped[:, [0, 2]], w_base[:, [0, 2]])
@@ -108,10 +109,10 @@ def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_mo
                                                                          capsys):
     assert generate.main(["--checkpoint", str(tmp_path / "none.json"), "mix"]) == 2
     assert "is not a checkpoint's .json file" in capsys.readouterr().err
-    meta = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    meta = checkpoints.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     saved = json.loads(meta.read_text())
     saved["config"]["latent_dim"] = 100  # a hand-edited json: its weights are of latent 8
-    saved["sha256"] = utils.digest(saved, utils.weights_of(meta))  # and its digest forged
+    saved["sha256"] = checkpoints.digest(saved, checkpoints.weights_of(meta))  # and its digest forged
     meta.write_text(json.dumps(saved))
     assert generate.main(["--checkpoint", str(meta), "mix"]) == 2
     err = capsys.readouterr().err
@@ -147,7 +148,7 @@ def test_the_saved_model_runs_without_the_project_and_gives_the_keras_generator_
         tiny_model, tmp_path):
     generator = tiny_model.g
     generator.get_layer("map").w_avg.assign(np.full(16, 0.5, "float32"))  # truncation shows
-    stylegan.export_saved_model(generator, tmp_path / "saved")
+    checkpoints.export_saved_model(generator, tmp_path / "saved")
     rng = np.random.default_rng(0)
     z = rng.standard_normal((4, generator.input[0].shape[2]), "float32")
     noise = rng.standard_normal((4, 28, 28), "float32")

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import paper_layers
 import stylegan
 from conftest import mix
 
@@ -15,33 +16,42 @@ def test_ada_norm_gives_zero_mean_unit_variance_per_sample_and_channel():
     np.testing.assert_allclose(y.var(axis=(1, 2)), 1.0, atol=1e-3)
 
 
-def test_ada_norm_and_its_gradient_are_the_formulas():
+def test_the_fused_ada_norm_and_its_gradient_are_the_tutorial_formulas():
     import tensorflow as tf  # the fused op's gradient against the formula's, by autodiff
     x = tf.constant(rng.normal(3.0, 5.0, (3, 7, 7, 4)).astype("float32"))
     weights = tf.constant(rng.normal(size=(3, 7, 7, 4)).astype("float32"))
 
-    def formula(x):
+    def formula(x):  # the tutorial's AdaNorm, in TensorFlow's own ops
         mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) / tf.sqrt(variance + 1e-5)
+        return (x - mean) * tf.math.rsqrt(variance + 1e-5)
     results = []
-    for norm in (stylegan.AdaNorm(), formula):
+    for norm in (stylegan.FusedAdaNorm(), stylegan.AdaNorm(), formula):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = norm(x)
             loss = tf.reduce_sum(weights * y)
         results.append((np.asarray(y), np.asarray(tape.gradient(loss, x))))
-    (y, grad), (y_formula, grad_formula) = results
-    np.testing.assert_allclose(y, y_formula, atol=1e-5)
-    np.testing.assert_allclose(grad, grad_formula, atol=1e-5)
+    (fused, fused_grad), (y, grad), (y_formula, grad_formula) = results
+    np.testing.assert_array_equal(y, y_formula)  # AdaNorm is the formula
+    np.testing.assert_array_equal(grad, grad_formula)
+    np.testing.assert_allclose(fused, y_formula, atol=1e-5)
+    np.testing.assert_allclose(fused_grad, grad_formula, atol=1e-5)
     assert np.abs(grad).max() > 1e-3  # a real gradient, not zeros on both sides
+
+
+def test_the_generator_normalises_with_the_fused_form():
+    g = stylegan.build_generator(latent_dim=8, w_dim=16, filters=8)
+    norms = [layer for layer in g.get_layer("synthesis")._flatten_layers()
+             if isinstance(layer, stylegan.AdaNorm)]
+    assert len(norms) == 4 and all(isinstance(n, stylegan.FusedAdaNorm) for n in norms)
 
 
 @pytest.mark.parametrize("policy, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 3e-2),
                                                ("mixed_float16", 5e-3)])
-def test_ada_norm_is_the_formula_in_each_precision_compiled_by_xla_for_any_batch(
+def test_the_fused_ada_norm_is_the_formula_in_each_precision_compiled_by_xla_for_any_batch(
         policy, tolerance):
     import tensorflow as tf
-    layer = stylegan.AdaNorm(dtype=policy)
+    layer = stylegan.FusedAdaNorm(dtype=policy)
     spec = tf.TensorSpec([None, 7, 7, 4], layer.compute_dtype)  # the batch unknown when traced
     compiled = tf.function(layer, jit_compile=True, input_signature=[spec])
     x = rng.normal(3.0, 5.0, (3, 7, 7, 4))
@@ -60,7 +70,7 @@ def test_ada_norm_is_the_formula_in_each_precision_compiled_by_xla_for_any_batch
 def test_bilinear_upsampling_is_keras_own_bit_for_bit_without_its_clip(policy):
     import keras
     import tensorflow as tf
-    ours = stylegan.BilinearUpSampling2D(dtype=policy)
+    ours = paper_layers.BilinearUpSampling2D(dtype=policy)
     x = tf.cast(rng.normal(0.0, 3.0, (2, 7, 7, 3)), ours.compute_dtype)
     weights = tf.constant(rng.normal(size=(2, 14, 14, 3)).astype("float32"))
     results = []
@@ -88,7 +98,7 @@ def test_bilinear_upsampling_is_keras_own_bit_for_bit_without_its_clip(policy):
 @pytest.mark.parametrize("jit", [False, True])
 def test_bilinear_upsampling_doubles_the_size_under_xla_and_with_an_unknown_batch(jit):
     import tensorflow as tf
-    layer = stylegan.BilinearUpSampling2D()
+    layer = paper_layers.BilinearUpSampling2D()
     spec = tf.TensorSpec([None, 7, 7, 2], "float32")
     compiled = tf.function(layer, jit_compile=jit, input_signature=[spec])
     x = rng.normal(size=(3, 7, 7, 2)).astype("float32")
@@ -151,11 +161,15 @@ def test_generator_rejects_a_depth_that_does_not_fit_28_pixels():
         stylegan.build_generator(n_style=4)
 
 
-def test_mix_z_takes_z1_below_the_crossover_and_z2_from_it_on():
+def test_mix_styles_takes_the_first_source_below_the_crossover_and_the_second_from_it_on():
     z1, z2 = np.zeros((2, 4), "float32"), np.ones((2, 4), "float32")
-    stack = np.asarray(stylegan.mix_z(z1, z2, [1, 3], n_style=3))
+    stack = np.asarray(stylegan.mix_styles(z1, z2, stylegan.slots_before([1, 3], 3)))
     assert stack.shape == (2, 3, 4)
     np.testing.assert_array_equal(stack[:, :, 0], [[0, 1, 1], [0, 0, 0]])
+    # any set of slots, for the whole batch: slot 1 from the first source
+    w1, w2 = np.zeros((2, 3, 4), "float32"), np.ones((2, 3, 4), "float32")
+    stack = np.asarray(stylegan.mix_styles(w1, w2, [False, True, False]))
+    np.testing.assert_array_equal(stack[:, :, 0], [[1, 0, 1], [1, 0, 1]])
 
 
 def test_a_mix_is_the_generator_on_the_explicit_layer_stack(tiny_model):

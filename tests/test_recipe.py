@@ -1,75 +1,36 @@
-"""The paper's levers that train.py's presets switch: two convs per resolution, D without
-BatchNorm, minibatch std, lazy R1, G's moving average, the mapping net's learning rate, a styled
-to_image, equalised learning rates."""
+"""The paper's levers that train.py's presets switch: D without BatchNorm, minibatch std, lazy
+R1, G's moving average, the mapping net's learning rate, a styled to_image."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import config as config_lib
+import losses
+import paper_layers
 import stylegan
-import utils
-import visual
+import checkpoints
 from conftest import tiny_gan
 from test_training import images_dataset
 
 
-def test_two_convs_per_block_give_six_style_layers_two_at_each_size():
-    arch = stylegan.architecture(28, filters=8, convs_per_block=2)
-    assert arch["n_style"] == 6
-    assert arch["upsample"] == [False, False, True, False, True, False]  # 7, 7, 14, 14, 28, 28
-    g = stylegan.build_generator(8, arch["n_style"], 16, arch["filters"], 8,
-                                 upsample=arch["upsample"])
-    synthesis = g.get_layer("synthesis")
-    sizes = [synthesis.get_layer(f"style_{i}").output.shape[1] for i in range(6)]
-    assert sizes == [7, 7, 14, 14, 28, 28]
-    z = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
-    assert stylegan.generate(g, z, seed=0).shape == (2, 28, 28, 1)
-
-
 def test_a_styled_to_image_adds_a_last_slot_that_only_changes_the_image_through_to_image():
     model = tiny_gan(styled_to_image=True)
-    assert model.n_style == 4 and visual.style_sizes(model.g) == [7, 14, 28, 28]
-    assert visual.grid_crossover(model.g, 28) == 3  # rows: every style block | columns: to_image
+    assert model.n_style == 4 and stylegan.style_sizes(model.g) == [7, 14, 28, 28]
+    assert stylegan.crossover_at(model.g, 28) == 3  # rows: every style block | columns: to_image
     rng = np.random.default_rng(0)
     z, other = (rng.normal(size=(2, 8)).astype("float32") for _ in range(2))
     noise = rng.normal(size=(2, 28, 28)).astype("float32")
     ada_mod = model.synthesis.get_layer("to_image_mod")
     ada_mod.y.kernel.assign(0.5 * np.ones_like(ada_mod.y.kernel))  # zeros at init: make it act
     same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
-    last_slot_swapped = model.g.predict([stylegan.mix_z(z, other, 3, 4), noise], verbose=0)
+    last_slot_swapped = model.g.predict([stylegan.mix_styles(z, other, stylegan.slots_before(3, 4)), noise], verbose=0)
     assert not np.allclose(same, last_slot_swapped, atol=1e-4)
     ada_mod.y.kernel.assign(np.zeros_like(ada_mod.y.kernel))  # now the last slot has no say
     ada_mod.y.bias.assign(np.zeros_like(ada_mod.y.bias))
     same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
-    last_slot_swapped = model.g.predict([stylegan.mix_z(z, other, 3, 4), noise], verbose=0)
+    last_slot_swapped = model.g.predict([stylegan.mix_styles(z, other, stylegan.slots_before(3, 4)), noise], verbose=0)
     assert np.allclose(same, last_slot_swapped, atol=1e-6)
-
-
-def test_equalized_layers_start_at_unit_scale_and_multiply_by_hes_constant_at_every_call():
-    x = np.random.default_rng(0).normal(size=(4, 6, 6, 3)).astype("float32")
-    equal = stylegan.EqualizedConv2D(5, 3, padding="same")
-    plain = keras.layers.Conv2D(5, 3, padding="same")
-    equal.build(x.shape), plain.build(x.shape)
-    assert 0.8 < np.std(equal.kernel) < 1.2  # N(0, 1): the scale lives in the forward pass
-    scale = np.sqrt(2.0 / (3 * 3 * 3))
-    plain.kernel.assign(np.asarray(equal.kernel) * scale)
-    assert np.allclose(equal(x), plain(x), atol=1e-5)
-    dense = stylegan.ScaledDense(4, equalized=True, gain=1.0)
-    flat = x.reshape(4, -1)
-    out = dense(flat)  # builds it
-    expected = flat @ np.asarray(dense.kernel) / np.sqrt(flat.shape[1]) + np.asarray(dense.bias)
-    assert np.allclose(out, expected, atol=1e-4)
-
-
-def test_an_equalized_generator_saves_and_reloads_with_the_same_output(tmp_path):
-    model = tiny_gan(equalized_lr=True)
-    assert isinstance(model.synthesis.get_layer("to_image"), stylegan.EqualizedConv2D)
-    z = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float32")
-    noise = np.zeros((2, 28, 28), "float32")
-    model.g.save(tmp_path / "g.keras")
-    again = keras.saving.load_model(tmp_path / "g.keras")
-    assert np.allclose(stylegan.generate(model.g, z, noise), stylegan.generate(again, z, noise))
 
 
 def test_the_discriminator_options_drop_batchnorm_and_add_a_std_channel():
@@ -82,7 +43,7 @@ def test_the_discriminator_options_drop_batchnorm_and_add_a_std_channel():
 
 
 def test_minibatch_std_is_zero_for_identical_samples_and_shared_within_a_group():
-    layer = stylegan.MinibatchStd(group_size=4)
+    layer = paper_layers.MinibatchStd(group_size=4)
     same = np.ones((8, 3, 3, 2), "float32")
     assert np.allclose(layer(same)[..., -1], 0.0, atol=1e-3)
     x = np.random.default_rng(0).normal(size=(8, 3, 3, 2)).astype("float32")
@@ -95,7 +56,8 @@ def test_minibatch_std_is_zero_for_identical_samples_and_shared_within_a_group()
 
 
 def test_lazy_r1_is_gamma_half_times_every_times_squared_gradient_only_when_due():
-    model = tiny_gan(r1_gamma=2.0, r1_every=4, d_batchnorm=False, shared_optimizer=False)
+    model = tiny_gan(r1_gamma=2.0, d_batchnorm=False, shared_optimizer=False)
+    every = losses.R1_EVERY
     for layer in model.d.layers:  # no Dropout, so that two passes of D give the same gradient
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
@@ -105,11 +67,14 @@ def test_lazy_r1_is_gamma_half_times_every_times_squared_gradient_only_when_due(
         score_sum = tf.reduce_sum(model.d(real, training=True))
     squared = np.sum(np.square(tape.gradient(score_sum, real)), axis=(1, 2, 3))
     assert np.all(squared > 0)
-    np.testing.assert_allclose(stylegan.squared_input_gradients(model.d, real), squared, rtol=1e-5)
-    due = float(model.lazy_r1(real))  # iterations 0: due
-    assert np.isclose(due, 0.5 * 2.0 * 4 * squared.mean(), rtol=1e-5)
-    model.d_optimizer.iterations.assign(1)
-    assert float(model.lazy_r1(real)) == 0.0
+    np.testing.assert_allclose(losses.squared_input_gradients(model.d, real), squared, rtol=1e-5)
+    due = float(losses.lazy_r1(model, real))  # iterations 0: due
+    assert np.isclose(due, 0.5 * 2.0 * every * squared.mean(), rtol=1e-5)
+    for iterations in (1, every - 1):
+        model.d_optimizer.iterations.assign(iterations)
+        assert float(losses.lazy_r1(model, real)) == 0.0
+    model.d_optimizer.iterations.assign(every)
+    assert np.isclose(float(losses.lazy_r1(model, real)), due, rtol=1e-5)
 
 
 def test_the_moving_average_follows_g_by_the_formula_and_is_what_we_sample():
@@ -131,9 +96,9 @@ def test_the_moving_average_follows_g_by_the_formula_and_is_what_we_sample():
 def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_path):
     model = tiny_gan(ema_beta=0.9)
     model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
-    meta = utils.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
-    picked = utils.load_generator(checkpoint=meta)
-    raw = utils.load_generator(checkpoint=meta, raw=True)
+    meta = checkpoints.save_checkpoint(model, tmp_path, 1, [{"epoch": 1}])
+    picked = checkpoints.load_generator(checkpoint=meta)
+    raw = checkpoints.load_generator(checkpoint=meta, raw=True)
     for a, b in zip(model.g_ema.weights, picked.weights, strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(model.g.weights, raw.weights, strict=True):
@@ -142,14 +107,14 @@ def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_p
 
 
 def test_the_mapping_net_learns_at_the_multiple_of_gs_rate_with_gs_one_optimizer():
-    slow, plain = (tiny_gan(g_lr=0.002, d_lr=0.002, mapping_lr_mult=mult) for mult in (0.01, 1))
+    slow, plain = (tiny_gan(lr=0.002, mapping_lr_mult=mult) for mult in (0.01, 1))
     for model in (slow, plain):
         model.before = [np.asarray(v).copy() for v in model.mapping.trainable_variables]
         model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)  # two G steps
     # the layer's effective weights (stored weights times lr_mult) moved about lr_mult * lr:
     # Adam moves a stored weight by about lr per step whatever its scale
     dense = slow.mapping.f[0]
-    moved = np.abs(np.asarray(dense.kernel) - slow.before[0]).max() * dense.kernel_scale
+    moved = np.abs(np.asarray(dense.kernel) - slow.before[0]).max() * dense.lr_mult
     assert 0 < moved < 0.002 * 0.01 * 3
     plain_moved = np.abs(np.asarray(plain.mapping.f[0].kernel) - plain.before[0]).max()
     assert 0.002 * 0.5 < plain_moved < 0.002 * 3
@@ -159,7 +124,7 @@ def test_the_mapping_net_learns_at_the_multiple_of_gs_rate_with_gs_one_optimizer
 
 def test_the_mapping_nets_stored_weights_are_divided_by_its_multiplier():
     x = np.random.default_rng(0).normal(size=(16, 32)).astype("float32")
-    plain, slow = stylegan.ScaledDense(64), stylegan.ScaledDense(64, lr_mult=0.01)
+    plain, slow = paper_layers.ScaledDense(64), paper_layers.ScaledDense(64, lr_mult=0.01)
     plain.build(x.shape), slow.build(x.shape)
     assert np.isclose(np.std(slow.kernel) * 0.01, np.std(plain.kernel), rtol=0.1)  # glorot
     slow.kernel.assign(np.asarray(plain.kernel) / 0.01)
@@ -169,9 +134,11 @@ def test_the_mapping_nets_stored_weights_are_divided_by_its_multiplier():
 
 
 @pytest.mark.parametrize("recipe", [
-    dict(convs_per_block=2, d_batchnorm=False, minibatch_std=True, r1_gamma=1.0, r1_every=2,
-         ema_beta=0.99, mapping_lr_mult=0.1, styled_to_image=True, equalized_lr=True,
-         shared_optimizer=False, step="d_first", mixing="crossover")])
+    dict(d_batchnorm=False, minibatch_std=True, r1_gamma=1.0, ema_beta=0.99, mapping_lr_mult=0.1,
+         styled_to_image=True, hand_weight=0.1, init="small", shared_optimizer=False,
+         step="same_fakes", mixing="crossover"),
+    dict(d_batchnorm=False, r1_gamma=1.0, hand_weight=0.1, hand_coarse_size=14,
+         styled_to_image=True, shared_optimizer=False, step="g_first")])
 def test_every_lever_together_trains_compiled_with_finite_losses(recipe):
     keras.utils.set_random_seed(0)
     model = tiny_gan(**recipe)
@@ -181,11 +148,11 @@ def test_every_lever_together_trains_compiled_with_finite_losses(recipe):
     assert np.all(np.abs(stylegan.generate(model.sampling_generator, z, seed=0)) <= 1)
 
 
-def test_the_lazy_penalties_are_those_on_each_counted_by_its_own_networks_updates():
-    default = config_lib.PRESETS["stylegan"]
-    assert config_lib.lazy_penalties(default) == {"r1_gamma": ("d", 16), "hand_weight": ("g", 4)}
-    fine = config_lib.from_dict({**config_lib.to_dict(default), "hand_weight": 0.0,
-                                 "r1_gamma": 0.0, "fine_style_weight": 1.0,
-                                 "fine_style_every": 3})
-    assert config_lib.lazy_penalties(fine) == {"fine_style_weight": ("g", 3)}
-    assert config_lib.lazy_penalties(config_lib.PRESETS["tutorial"]) == {}
+def test_the_settings_a_recipe_does_not_read_are_named():
+    tutorial, default = config_lib.PRESETS["tutorial"], config_lib.PRESETS["stylegan"]
+    assert set(config_lib.unused(tutorial)) == {"mixing_prob", "hand_coarse_size"}
+    assert set(config_lib.unused(default)) == set()
+    folder = config_lib.from_dict({**config_lib.to_dict(default), **config_lib.MNIST_ONLY,
+                                   "dataset": "faces", "image_size": 64})
+    assert set(config_lib.unused(folder)) == {"d_filters", "d_kernel", "d_dropout",
+                                              "d_batchnorm", "hand_coarse_size"}

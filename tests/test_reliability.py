@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import train as train_cli
+import checkpoints
 import utils
 from conftest import ROOT, SAMPLE, assert_same_weights, h5_arrays
 from conftest import train_in_subprocess as train
@@ -59,12 +60,12 @@ def check_run_folder(out):
     """Every checkpoint readable, finite and named by its completed epochs; history.csv one row
     per completed epoch up to the newest checkpoint's; no temporary file once nothing runs."""
     newest = 0
-    for meta_path in utils.list_checkpoints(out / "checkpoints"):
-        meta, _ = utils.read_checkpoint(meta_path)  # SHA-256, format, config, history
-        assert meta_path == utils.checkpoint_json(out / "checkpoints", meta["epoch"],
+    for meta_path in checkpoints.list_checkpoints(out / "checkpoints"):
+        meta, _ = checkpoints.read_checkpoint(meta_path)  # SHA-256, format, config, history
+        assert meta_path == checkpoints.checkpoint_json(out / "checkpoints", meta["epoch"],
                                                   meta["step"])
         assert (meta["running_losses"] is None) == (meta["step"] == 0)
-        arrays = h5_arrays(utils.weights_of(meta_path)).values()
+        arrays = h5_arrays(checkpoints.weights_of(meta_path)).values()
         floats = [a for a in arrays if np.asarray(a).dtype.kind == "f"]
         assert floats and all(np.isfinite(a).all() for a in floats), meta_path
         newest = max(newest, meta["epoch"])
@@ -87,14 +88,14 @@ def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
         if signum != signal.SIGKILL:  # handled: a clean stop, or the run had just finished
             assert process.returncode in (0, {signal.SIGINT: 130, signal.SIGTERM: 143}[signum])
         check_run_folder(out)
-        resume = ["--resume"] if utils.list_checkpoints(out / "checkpoints") else []
+        resume = ["--resume"] if checkpoints.list_checkpoints(out / "checkpoints") else []
         process = start_training(out, "--epochs", epochs, "--keep", 10, "--save-every", 1,
                                  *resume)
     _, stderr = process.communicate(timeout=600)  # the last one trains what is left
     assert process.returncode == 0, stderr
     check_run_folder(out)
     assert history_epochs(out) == list(range(1, epochs + 1))
-    assert not list(out.rglob(utils.TMP_PREFIX + "*"))
+    assert not list(out.rglob(checkpoints.TMP_PREFIX + "*"))
     assert (out / "generator.keras").is_file() and (out / f"{epochs}.png").is_file()
 
 
@@ -128,11 +129,11 @@ def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes
     assert re.search(r"\b(1 epoch is|(?!1 )\d+ epochs are) saved", stderr), stderr
     mid_epoch = list((out / "checkpoints").glob("ckpt-*-step*.json"))
     if mid_epoch:  # stopped mid-epoch (not in the few ms after an epoch's last step)
-        meta, _ = utils.read_checkpoint(mid_epoch[0])
+        meta, _ = checkpoints.read_checkpoint(mid_epoch[0])
         assert 0 < meta["step"] < 20 and (out / f"{meta['epoch'] + 1}-step{meta['step']}.png"
                                           ).is_file()
-    done = max(utils.read_checkpoint(p)[0]["epoch"]
-               for p in utils.list_checkpoints(out / "checkpoints"))
+    done = max(checkpoints.read_checkpoint(p)[0]["epoch"]
+               for p in checkpoints.list_checkpoints(out / "checkpoints"))
     resumed = train(*QUICK, "--limit", 640, "--resume", "--epochs", done + 1, "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout
@@ -176,7 +177,7 @@ def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path
 def test_a_second_process_on_a_locked_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    lock = utils.FolderLock(out)  # as a running train.py holds it
+    lock = checkpoints.FolderLock(out)  # as a running train.py holds it
     try:
         assert train_cli.main([*map(str, QUICK), "--out", str(out)]) == 2
         assert "is in use by another train.py" in capsys.readouterr().err
@@ -197,22 +198,22 @@ def test_a_damaged_checkpoint_is_refused_by_name_and_resume_takes_the_one_before
     assert "ckpt-0002.json or its weights ckpt-0002.weights.h5 were changed" in resumed.stderr
     assert "Resuming from ckpt-0001.json: 1 epochs done" in resumed.stdout
     assert "Epoch 2/2" in resumed.stdout
-    assert utils.read_checkpoint(out / "checkpoints" / "ckpt-0002.json")  # written anew
+    assert checkpoints.read_checkpoint(out / "checkpoints" / "ckpt-0002.json")  # written anew
 
 
 def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_path, capsys):
     import generate
 
-    meta_path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    meta_path = checkpoints.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     meta = json.loads(meta_path.read_text())
-    weights = utils.weights_of(meta_path)
+    weights = checkpoints.weights_of(meta_path)
 
     def with_digest(m):  # as a hostile user would forge it
-        m["sha256"] = utils.digest(m, weights)
+        m["sha256"] = checkpoints.digest(m, weights)
 
     for edit, message in [
             (lambda m: m["config"].update(latent_dim=100), "changed or damaged"),  # a hand edit
-            (lambda m: m.update(format=1), "another version of train.py (format 1)"),
+            (lambda m: m.update(format=1), "another version of train.py (checkpoint format 1; this one reads 5)"),
             (lambda m: (m["config"].update(mixing_prob=7), with_digest(m)), "mixing_prob"),
             (lambda m: (m["config"].update(colour="red"), with_digest(m)), "unknown setting"),
             (lambda m: (m.update(epoch=2), with_digest(m)), "named for other epochs"),
@@ -237,21 +238,21 @@ def test_edited_and_foreign_checkpoints_are_named_and_refused(tiny_model, tmp_pa
 def test_nan_weights_are_never_saved_nor_loaded(tiny_model, tmp_path, capsys):
     import generate
 
-    good = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
+    good = checkpoints.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
     tiny_model.mapping.w_avg.assign(np.full(16, np.nan, "float32"))  # a weight no loss sees
-    with pytest.raises(utils.NonFiniteWeights):
-        utils.save_checkpoint(tiny_model, tmp_path, 2, [{"epoch": 1}, {"epoch": 2}])
-    assert utils.list_checkpoints(tmp_path) == [good]
-    with h5py.File(utils.weights_of(good), "r+") as h5:  # a NaN written in, the digest forged
+    with pytest.raises(checkpoints.NonFiniteWeights):
+        checkpoints.save_checkpoint(tiny_model, tmp_path, 2, [{"epoch": 1}, {"epoch": 2}])
+    assert checkpoints.list_checkpoints(tmp_path) == [good]
+    with h5py.File(checkpoints.weights_of(good), "r+") as h5:  # a NaN written in, the digest forged
         arrays = []
         h5.visititems(lambda name, item: arrays.append(item) if isinstance(item, h5py.Dataset)
                       and item.dtype.kind == "f" and item.size else None)
         arrays[-1][...] = np.nan
     meta = json.loads(good.read_text())
-    meta["sha256"] = utils.digest(meta, utils.weights_of(good))
+    meta["sha256"] = checkpoints.digest(meta, checkpoints.weights_of(good))
     good.write_text(json.dumps(meta))
-    with pytest.raises(utils.CheckpointError, match="NaN or infinite weight"):
-        utils.read_checkpoint(good)
+    with pytest.raises(checkpoints.CheckpointError, match="NaN or infinite weight"):
+        checkpoints.read_checkpoint(good)
     tiny_model.g.save(tmp_path / "nan.keras")
     assert generate.main(["--model", str(tmp_path / "nan.keras"), "mix"]) == 2
     assert "holds a NaN or infinite weight" in capsys.readouterr().err
@@ -305,7 +306,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        utils.write_atomically(path, dies_half_way)
+        checkpoints.write_atomically(path, dies_half_way)
     assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
 
 
@@ -313,17 +314,17 @@ def test_only_the_newest_checkpoints_are_kept(tiny_model, tmp_path):
     rows = []
     for epoch in range(1, 5):
         rows.append({"epoch": epoch})
-        utils.prune_checkpoints(tmp_path, 2, utils.save_checkpoint(tiny_model, tmp_path, epoch,
+        checkpoints.prune_checkpoints(tmp_path, 2, checkpoints.save_checkpoint(tiny_model, tmp_path, epoch,
                                                                    rows))
-    names = lambda: [p.name for p in utils.list_checkpoints(tmp_path)]
+    names = lambda: [p.name for p in checkpoints.list_checkpoints(tmp_path)]
     for stray in ("ckpt-12.json", "ckpt-0003 (copy).json"):  # not named as checkpoints are
         (tmp_path / stray).write_text("{}")
     for step in (200, 10):  # in epoch 5, the second after a resume at a larger batch size
-        saved = utils.save_checkpoint(tiny_model, tmp_path, 4, rows, step=step)
-        utils.prune_checkpoints(tmp_path, 2, saved)
+        saved = checkpoints.save_checkpoint(tiny_model, tmp_path, 4, rows, step=step)
+        checkpoints.prune_checkpoints(tmp_path, 2, saved)
     assert names() == ["ckpt-0003.json", "ckpt-0004.json", "ckpt-0004-step000010.json"]
-    saved = utils.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
-    utils.prune_checkpoints(tmp_path, 2, saved)
+    saved = checkpoints.save_checkpoint(tiny_model, tmp_path, 5, [*rows, {"epoch": 5}])
+    checkpoints.prune_checkpoints(tmp_path, 2, saved)
     assert names() == ["ckpt-0004.json", "ckpt-0005.json"]  # the mid-epoch one superseded
     assert len(list(tmp_path.glob("*.weights.h5"))) == 2
 
@@ -332,7 +333,7 @@ def test_a_folder_holding_only_a_killed_attempt_s_tensorboard_events_takes_a_fre
     out = tmp_path / "run"
     (out / "tensorboard").mkdir(parents=True)  # killed in epoch 1: events, lock, no checkpoint
     (out / "tensorboard" / "events.out.tfevents.1.host").write_bytes(b"old")
-    (out / utils.LOCK_NAME).touch()
+    (out / checkpoints.LOCK_NAME).touch()
     folder, lock = train_cli.open_run_folder(out, resume=False)
     lock.release()
     assert (out / "tensorboard" / "events.out.tfevents.1.host").read_bytes() == b"old"
@@ -347,15 +348,15 @@ def test_a_folder_holding_only_a_killed_attempt_s_tensorboard_events_takes_a_fre
 
 
 def test_a_folder_moved_aside_by_a_write_killed_between_its_renames_comes_back(tmp_path):
-    aside = tmp_path / f"{utils.TMP_PREFIX}123-old-generator_savedmodel"
+    aside = tmp_path / f"{checkpoints.TMP_PREFIX}123-old-generator_savedmodel"
     aside.mkdir()
     (aside / "saved_model.pb").write_bytes(b"whole")
-    (tmp_path / f"{utils.TMP_PREFIX}123-generator_savedmodel").mkdir()  # the new, unfinished
-    utils.remove_temporary_files(tmp_path)
+    (tmp_path / f"{checkpoints.TMP_PREFIX}123-generator_savedmodel").mkdir()  # the new, unfinished
+    checkpoints.remove_temporary_files(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
     assert (tmp_path / "generator_savedmodel" / "saved_model.pb").read_bytes() == b"whole"
     aside.mkdir()  # a second copy aside while the folder is there: the old one goes
-    utils.remove_temporary_files(tmp_path)
+    checkpoints.remove_temporary_files(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
 
 
@@ -371,14 +372,14 @@ def test_a_folder_write_that_fails_between_its_renames_puts_the_old_folder_back(
         if len(renames) == 2:
             raise OSError("disk gone")
         real_replace(src, dst)
-    real_replace = utils.os.replace
-    monkeypatch.setattr(utils.os, "replace", replace)
+    real_replace = checkpoints.os.replace
+    monkeypatch.setattr(checkpoints.os, "replace", replace)
     write = lambda tmp: (tmp.mkdir(), (tmp / "saved_model.pb").write_bytes(b"new"))
     with pytest.raises(OSError, match="disk gone"):
-        utils.write_folder_atomically(target, write)
+        checkpoints.write_folder_atomically(target, write)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
     assert (target / "saved_model.pb").read_bytes() == b"old"
-    utils.write_folder_atomically(target, write)  # and a write that works replaces it
+    checkpoints.write_folder_atomically(target, write)  # and a write that works replaces it
     assert (target / "saved_model.pb").read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator_savedmodel"]
 
@@ -388,8 +389,8 @@ def test_a_mid_epoch_resume_with_another_batch_size_trains_the_epoch_from_its_st
     import dataclasses
 
     tiny_model.d_loss_tracker.update_state(0.5)
-    path = utils.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
-    checkpoint = train_cli.Checkpoint(path, *utils.read_checkpoint(path))
+    path = checkpoints.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}], step=2)
+    checkpoint = checkpoints.Checkpoint(path, *checkpoints.read_checkpoint(path))
     assert checkpoint.meta["running_losses"]["d_loss"] == [0.5, 1.0]
     data = lambda **changed: train_cli.TrainingData(
         None, 10, 100, dataclasses.replace(checkpoint.config, **changed))
@@ -405,14 +406,14 @@ def test_a_mid_epoch_resume_with_another_batch_size_trains_the_epoch_from_its_st
 def test_a_checkpoint_of_another_run_is_named_and_skipped(tmp_path, capsys):
     from conftest import tiny_gan
 
-    ours = utils.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}])
-    utils.save_checkpoint(tiny_gan(seed=1), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}], step=6)
-    assert train_cli.newest_good_checkpoint(tmp_path).path == ours
+    ours = checkpoints.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}])
+    checkpoints.save_checkpoint(tiny_gan(seed=1), tmp_path, 1, [{"epoch": 1, "d_loss": 0.5}], step=6)
+    assert checkpoints.newest_good_checkpoint(tmp_path).path == ours
     err = capsys.readouterr().err
     assert "ckpt-0001-step000006.json does not continue the run of ckpt-0001.json (its seed " \
            "differs)" in err
-    utils.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.7}], step=6)
-    assert train_cli.newest_good_checkpoint(tmp_path).path == ours  # another history
+    checkpoints.save_checkpoint(tiny_gan(), tmp_path, 1, [{"epoch": 1, "d_loss": 0.7}], step=6)
+    assert checkpoints.newest_good_checkpoint(tmp_path).path == ours  # another history
     assert "(its loss history differs)" in capsys.readouterr().err
 
 

@@ -37,7 +37,7 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert sorted(logged["steps/g_loss"]) == [3, 6]  # steps 1-4 of epoch 1, 5-8 of epoch 2
     assert logged["epoch/d_loss"] == pytest.approx({int(r["epoch"]): float(r["d_loss"])
                                                    for r in rows}, rel=1e-6)
-    assert sorted(logged["epoch/g_learning_rate"]) == sorted(logged["mixing_grid"]) == [1, 2]
+    assert sorted(logged["epoch/learning_rate"]) == sorted(logged["mixing_grid"]) == [1, 2]
     assert sorted(logged["steps/mixing_grid"]) == [2, 6]  # step 2 of each epoch
 
 
@@ -103,7 +103,7 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
 def test_xla_compiles_and_trains_a_float32_run_with_a_lazy_penalty(tmp_path):
     out = tmp_path / "run"  # the hand penalty's tf.cond differentiates G inside a branch
     run = train("--epochs", 1, "--limit", 64, "--jit", "--precision", "float32",
-                "--hand-weight", 0.1, "--hand-every", 1, "--out", out)
+                "--hand-weight", 0.1, "--out", out)  # on its first step
     assert run.returncode == 0, run.stderr
     with open(out / "history.csv") as f:
         row, = csv.DictReader(f)
@@ -150,7 +150,6 @@ def test_auto_precision_and_xla_on_gpus_follow_their_compute_capability(
 
 
 def resolve(*flags, saved=None):
-
     return train_cli.resolve_config(train_cli.parse_args(list(map(str, flags))), saved)
 
 
@@ -162,10 +161,8 @@ def test_presets_give_the_recipe_and_single_flags_change_one_part_of_it():
     tutorial = resolve("--preset", "tutorial", "--no-d-batchnorm", "--r1-gamma", "5",
                        "--no-shared-optimizer")
     assert tutorial.r1_gamma == 5.0 and not tutorial.d_batchnorm  # the flags win over the preset
-    assert tutorial.g_lr == tutorial.d_lr == 0.001 and tutorial.beta_1 == 0.0
-    assert tutorial.convs_per_block == 1 and tutorial.preset == "tutorial"
-    both = resolve("--lr", "0.01", "--d-lr", "0.002")
-    assert both.g_lr == 0.01 and both.d_lr == 0.002  # --d-lr wins over --lr
+    assert tutorial.lr == 0.001 and tutorial.preset == "tutorial"
+    assert resolve("--lr", "0.01").lr == 0.01
 
 
 def test_a_folder_run_leaves_out_the_settings_measured_on_digits_only():
@@ -176,19 +173,17 @@ def test_a_folder_run_leaves_out_the_settings_measured_on_digits_only():
     assert resolve("--dataset", "faces", "--filters", "32").filters == 32
 
 
-def test_a_resumed_run_with_the_hand_penalty_keeps_the_grid_split_it_trains_at():
+def test_the_grid_s_split_is_a_picture_setting_apart_from_the_hand_penalty_s():
     from config import PRESETS
+    from stylegan import make_gan
 
-    saved = PRESETS["stylegan"]  # the hand penalty on, at the grid's split
-    with pytest.raises(train_cli.UserError, match="the run keeps --grid-coarse-size 28"):
-        resolve("--resume", "--grid-coarse-size", "7", saved=saved)
-    with pytest.raises(train_cli.UserError, match="drop --grid-crossover"):
-        resolve("--resume", "--grid-crossover", "1", saved=saved)
-    assert resolve("--resume", "--grid-coarse-size", "28", saved=saved) == saved  # no change
-    without = dataclasses.replace(saved, hand_weight=0.0)  # a picture setting again
-    assert resolve("--resume", "--grid-coarse-size", "7", saved=without).grid_coarse_size == 7
-    turned_off = resolve("--resume", "--hand-weight", "0", "--grid-coarse-size", "7", saved=saved)
-    assert (turned_off.hand_weight, turned_off.grid_coarse_size) == (0.0, 7)
+    saved = PRESETS["stylegan"]  # the hand penalty on, at its own split
+    shown = resolve("--resume", "--grid-coarse-size", "7", saved=saved)
+    assert shown == dataclasses.replace(saved, grid_coarse_size=7)  # nothing else changes
+    trained = dataclasses.replace(saved, precision="float32")
+    assert (make_gan(trained).hand_split ==
+            make_gan(dataclasses.replace(trained, grid_coarse_size=7)).hand_split == 3)
+    assert make_gan(dataclasses.replace(trained, hand_coarse_size=14)).hand_split == 2
 
 
 def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
@@ -201,6 +196,8 @@ def test_every_config_field_is_a_flag_with_its_meaning_as_help(capsys):
         flag = "--" + name.replace("_", "-")
         assert flag in text, flag
         assert " ".join(field.metadata["meaning"].split()) in text, name
+    for name in train_cli.Watch._fields:  # and the run's own flags
+        assert "--" + name.replace("_", "-") in text, name
 
 
 def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
@@ -213,7 +210,7 @@ def test_a_resumed_run_keeps_the_structure_but_may_change_the_schedule():
     with pytest.raises(UserError, match="trained with --mapping-lr-mult 0.01"):
         resolve("--mapping-lr-mult", "1", saved=saved)
     changed = resolve("--mixing-prob", "0.3", "--lr", "0.0005", saved=saved)
-    assert changed.mixing_prob == 0.3 and changed.g_lr == changed.d_lr == 0.0005
+    assert changed.mixing_prob == 0.3 and changed.lr == 0.0005
 
 
 def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
@@ -221,7 +218,7 @@ def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
 
     config = resolve("--lr", "0.002", "--lr-halved-from", "3", "--precision", "float32")
     model = make_gan(config)
-    keeper = train_cli.RunKeeper(tmp_path, config, steps_per_epoch=1)
+    keeper = train_cli.RunKeeper(tmp_path, config, train_cli.Watch(), steps_per_epoch=1)
     keeper.set_model(model)
     rates = lambda: [float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)]
     keeper.on_epoch_begin(1)  # the second epoch: full rates
@@ -231,17 +228,18 @@ def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
 
 
 def test_one_lever_travels_from_flag_to_optimizer_to_checkpoint_to_resume(tmp_path):
-    """--adam-epsilon, added as one Config field and one use in StyleGAN.compile: a flag, in
-    the optimizers, stored in the checkpoint, read back on --resume and changeable there."""
-    import utils
+    """--beta-2, one Config field and one use in StyleGAN.compile (a lever is added in those
+    two places): a flag, in the optimizers, stored in the checkpoint, read back on --resume
+    and changeable there."""
+    import checkpoints
     from stylegan import make_gan
 
     out = tmp_path / "run"
-    first = train("--epochs", 1, "--limit", 64, "--adam-epsilon", 1e-8, "--out", out)
+    first = train("--epochs", 1, "--limit", 64, "--beta-2", 0.9, "--out", out)
     assert first.returncode == 0, first.stderr
-    meta, config = utils.read_checkpoint(out / "checkpoints" / "ckpt-0001.json")
-    assert config.adam_epsilon == 1e-8 and meta["config"]["adam_epsilon"] == 1e-8
+    meta, config = checkpoints.read_checkpoint(out / "checkpoints" / "ckpt-0001.json")
+    assert config.beta_2 == 0.9 and meta["config"]["beta_2"] == 0.9
     model = make_gan(config)
-    assert model.g_optimizer.epsilon == model.d_optimizer.epsilon == 1e-8
-    assert resolve("--resume", saved=config).adam_epsilon == 1e-8  # left out: the run's own
-    assert resolve("--resume", "--adam-epsilon", 1e-6, saved=config).adam_epsilon == 1e-6
+    assert model.g_optimizer.beta_2 == model.d_optimizer.beta_2 == 0.9
+    assert resolve("--resume", saved=config).beta_2 == 0.9  # left out: the run's own
+    assert resolve("--resume", "--beta-2", 0.95, saved=config).beta_2 == 0.95

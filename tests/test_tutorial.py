@@ -7,7 +7,6 @@ import numpy as np
 import tensorflow as tf
 
 import stylegan
-import visual
 from config import PRESETS
 from conftest import Recorder, tiny_gan
 
@@ -144,7 +143,7 @@ def test_the_tutorial_presets_adam_data_epochs_and_grid():
     assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.0, 0.999, 1e-7)  # defaults for the rest
     assert (tutorial.batch_size, tutorial.epochs, tutorial.precision) == (32, 20, "float32")
     assert (tutorial.shuffle_buffer, 60_000 // tutorial.batch_size) == (1024, 1875)
-    assert visual.grid_crossover(model.g, tutorial.grid_coarse_size) == 1  # z1 on 7x7 only
+    assert stylegan.crossover_at(model.g, tutorial.grid_coarse_size) == 1  # z1 on 7x7 only
     assert tutorial.grid_noise == "zeros"
 
 

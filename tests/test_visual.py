@@ -3,17 +3,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import callbacks
 import stylegan
-from conftest import mix
 import visual
-from conftest import tiny_gan
+from conftest import mix, tiny_gan
 
 
-@pytest.mark.parametrize("crossover, k", [(0, 2), (1, 1)])  # 0: by size (rows: 7x7, 14x14)
-def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tiny_model, tmp_path, crossover, k):
-    callback = visual.MixingGridCallback(tmp_path, n=3, seed=5, zoom=1, crossover=crossover)
-    callback.set_model(tiny_model)
-    grid = np.asarray(Image.open(callback.save_grid(4)))
+@pytest.mark.parametrize("coarse_size, k", [(14, 2), (7, 1)])  # rows: 7x7, 14x14 | 7x7
+def test_the_grid_has_sources_on_the_edges_and_mixes_inside(tmp_path, coarse_size, k):
+    tiny_model = tiny_gan(grid_coarse_size=coarse_size, seed=5, grid_noise="fixed")
+    grid = callbacks.MixingGrid(tmp_path, tiny_model.config, n=3, zoom=1)
+    grid = np.asarray(Image.open(grid.save(tiny_model, 4)))
     assert (tmp_path / "4.png").is_file()
     cell = 28 + visual.GAP
     assert grid.shape == (4 * cell - visual.GAP,) * 2
@@ -43,15 +43,16 @@ def test_the_grid_is_the_same_for_the_same_seed_and_weights(tiny_model):
                                   visual.mixing_grid(tiny_model.g, *again, 1))
 
 
-def test_the_grid_crossover_splits_coarse_from_fine_by_layer_size(tiny_model):
-    assert visual.style_sizes(tiny_model.g) == [7, 14, 28]
-    assert visual.grid_crossover(tiny_model.g, 7) == 1  # the tutorial's grid: 7x7 | 14, 28
-    assert visual.grid_crossover(tiny_model.g, 14) == 2  # 7, 14 | 28
-    assert visual.grid_crossover(tiny_model.g) == 2  # the default (28): one layer left
-    assert visual.grid_crossover(tiny_model.g, 3) == 1  # and one for the rows
-    paper = tiny_gan(convs_per_block=2)
-    assert visual.grid_crossover(paper.g, 14) == 4  # 7, 7, 14, 14 | 28, 28
-    assert visual.grid_crossover(paper.g) == 5  # 7, 7, 14, 14, 28 | 28
+def test_the_crossover_splits_coarse_from_fine_by_layer_size(tiny_model):
+    assert stylegan.style_sizes(tiny_model.g) == [7, 14, 28]
+    assert stylegan.crossover_at(tiny_model.g, 7) == 1  # the tutorial's grid: 7x7 | 14, 28
+    assert stylegan.crossover_at(tiny_model.g, 14) == 2  # 7, 14 | 28
+    assert stylegan.crossover_at(tiny_model.g) == 2  # the default (28): one layer left
+    assert stylegan.crossover_at(tiny_model.g, 3) == 1  # and one for the rows
+    styled = tiny_gan(styled_to_image=True)
+    assert stylegan.style_sizes(styled.g) == [7, 14, 28, 28]
+    assert stylegan.crossover_at(styled.g, 14) == 2  # 7, 14 | 28, to_image
+    assert stylegan.crossover_at(styled.g) == 3  # 7, 14, 28 | to_image
 
 
 def test_the_gif_plays_the_grids_in_epoch_order(tmp_path):
