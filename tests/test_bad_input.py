@@ -82,6 +82,7 @@ def test_a_data_file_that_is_not_an_npz_is_named(tmp_path, capsys):
     assert f"data file {npy} is not a readable .npz file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_command_line_exits_with_code_2_and_no_traceback(tmp_path):
     run = train("--latent-dim", 0, "--out", tmp_path / "run")
     assert run.returncode == 2

@@ -63,6 +63,7 @@ def test_a_bad_setting_is_refused_in_one_line_before_any_measurement(flags, mess
     assert run.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_the_profile_attributes_the_step_s_op_time_to_g_and_d(capsys):
     # D at 32/64 (the default's is 96/192): then G's backward pass clearly outweighs D's
     assert profile_step.main(["--precision", "float32", "--steps", "1", "--top", "40",

@@ -8,11 +8,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import checkpoints
 import train as train_cli
 from conftest import ROOT, SAMPLE, run_on_two_logical_cpus
 
+
+@pytest.mark.slow
 def test_the_gan_loss_is_not_divided_by_the_replicas_twice():
     # Keras' Loss objects divide by the replica count under a strategy; the step divides once
     script = (
@@ -51,6 +54,7 @@ def run_two_workers(out, *flags):
             worker.kill()
 
 
+@pytest.mark.slow
 def test_two_workers_train_in_step_only_the_chief_writes_and_both_resume(tmp_path):
     out = tmp_path / "run"
     for flags in (["--epochs", 1], ["--epochs", 2, "--resume"]):

@@ -66,6 +66,7 @@ def test_pearson_skips_missing_values_and_says_nan_where_there_is_no_correlation
     assert np.isnan(evaluate.pearson(a[:2], a[:2]))  # two points always line up
 
 
+@pytest.mark.slow
 def test_evaluate_a_generator_end_to_end(tmp_path, capsys, tiny_model):
     model_path = tmp_path / "generator.keras"
     tiny_model.g.save(model_path)

@@ -84,6 +84,7 @@ def test_the_generator_grows_one_style_block_per_doubling():
         paper_layers.architecture(48)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_one_training_step_for_each_loss(image_folder, loss):
     model = small_gan(loss=loss, step="same_fakes", shared_optimizer=False)
@@ -117,6 +118,7 @@ def test_the_mixing_grid_is_in_colour():
     assert np.all(grid[32: 32 + 3 * visual.GAP] == visual.GAP_GREY)
 
 
+@pytest.mark.slow
 def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys):
     out = tmp_path / "run"
     assert train_cli.main(["--dataset", str(image_folder), "--image-size", "32", "--filters",
@@ -127,6 +129,7 @@ def test_train_py_on_a_folder_writes_colour_grids(image_folder, tmp_path, capsys
     assert (out / "generating.gif").is_file() and (out / "generator.keras").is_file()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(image_folder, tmp_path):
     run = run_on_two_logical_cpus(
         "import train\nsys.exit(train.main(sys.argv[2:]))\n", "--dataset", image_folder,
@@ -154,6 +157,7 @@ def test_generate_py_works_on_a_colour_generator(tmp_path, command, out):
         assert Image.open(tmp_path / out).mode in ("RGB", "RGBA", "P")
 
 
+@pytest.mark.slow
 def test_each_replica_draws_its_own_share_of_z(tmp_path):
     script = (
         "import stylegan, config\n"
@@ -180,6 +184,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
+@pytest.mark.slow
 def test_the_folder_pipeline_s_memory_does_not_grow_with_the_folder(tmp_path):
     rng = np.random.default_rng(0)
     peaks = {}

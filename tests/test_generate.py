@@ -144,6 +144,7 @@ np.savez(out, images=images, seeded=np.stack(seeded))
 """
 
 
+@pytest.mark.slow
 def test_the_saved_model_runs_without_the_project_and_gives_the_keras_generator_s_images(
         tiny_model, tmp_path):
     generator = tiny_model.g

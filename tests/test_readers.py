@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, SAMPLE
 
 NOTEBOOK = ROOT / "notebooks" / "stylegan_walkthrough.ipynb"
@@ -19,6 +21,7 @@ for i, cell in enumerate(cells):  # in order, in one namespace, as a kernel runs
 """
 
 
+@pytest.mark.slow
 def test_a_first_run_prints_no_tensorflow_chatter_and_says_what_it_trains(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     run = subprocess.run([sys.executable, str(ROOT / "train.py"), "--data", str(SAMPLE),
@@ -32,6 +35,7 @@ def test_a_first_run_prints_no_tensorflow_chatter_and_says_what_it_trains(tmp_pa
     assert str(tmp_path / "run") in intro[1] and "ETA" in intro[2]
 
 
+@pytest.mark.slow
 def test_the_notebook_is_stored_without_outputs_and_runs_top_to_bottom(tmp_path):
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     code = [cell for cell in cells if cell["cell_type"] == "code"]

@@ -77,6 +77,7 @@ def test_lazy_r1_is_gamma_half_times_every_times_squared_gradient_only_when_due(
     assert np.isclose(float(losses.lazy_r1(model, real)), due, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_moving_average_follows_g_by_the_formula_and_is_what_we_sample():
     model = tiny_gan(ema_beta=0.5)
     for ema_var, var in zip(model.g_ema.weights, model.g.weights):  # starts as a copy
@@ -93,6 +94,7 @@ def test_the_moving_average_follows_g_by_the_formula_and_is_what_we_sample():
     assert any(changed)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_path):
     model = tiny_gan(ema_beta=0.9)
     model.fit(images_dataset(64), epochs=1, verbose=0, shuffle=False)
@@ -106,6 +108,7 @@ def test_a_checkpoint_keeps_the_moving_average_and_load_generator_picks_it(tmp_p
     assert not all(np.array_equal(a, b) for a, b in zip(raw.weights, picked.weights))
 
 
+@pytest.mark.slow
 def test_the_mapping_net_learns_at_the_multiple_of_gs_rate_with_gs_one_optimizer():
     slow, plain = (tiny_gan(lr=0.002, mapping_lr_mult=mult) for mult in (0.01, 1))
     for model in (slow, plain):
@@ -133,6 +136,7 @@ def test_the_mapping_nets_stored_weights_are_divided_by_its_multiplier():
     np.testing.assert_allclose(slow(x), plain(x), rtol=1e-4, atol=1e-5)  # the same function
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", [
     dict(d_batchnorm=False, minibatch_std=True, r1_gamma=1.0, ema_beta=0.99, mapping_lr_mult=0.1,
          styled_to_image=True, hand_weight=0.1, init="small", shared_optimizer=False,

@@ -74,6 +74,7 @@ def check_run_folder(out):
         assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) <= newest + 1
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
     out, epochs = tmp_path / "run", 5
     rng = random.Random(0)
@@ -99,6 +100,7 @@ def test_a_run_killed_at_random_moments_resumes_to_one_row_per_epoch(tmp_path):
     assert (out / "generator.keras").is_file() and (out / f"{epochs}.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_sigterm_while_a_finished_run_shuts_down_does_not_kill_it(tmp_path):
     out, log = tmp_path / "run", tmp_path / "stdout.txt"
     with open(log, "w") as stdout:
@@ -116,6 +118,7 @@ def test_a_sigterm_while_a_finished_run_shuts_down_does_not_kill_it(tmp_path):
     assert (out / "generator.keras").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes_on(tmp_path):
     out = tmp_path / "run"
     process = start_training(out, "--epochs", 1000, "--limit", 640)  # 20 steps an epoch
@@ -142,6 +145,7 @@ def test_ctrl_c_mid_epoch_keeps_the_weights_under_their_own_name_and_resume_goes
     assert not list((out / "checkpoints").glob("*-step*.json"))  # superseded: pruned
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_a_step_checkpoint_goes_on_as_if_it_never_stopped(tmp_path):
     # 20 steps an epoch; the tutorial's Dropout in D, whose random states must resume too
     flags = ["--limit", 640, "--epochs", 2, "--save-every", 4, "--d-dropout", 0.3]
@@ -163,6 +167,7 @@ def test_a_run_killed_after_a_step_checkpoint_goes_on_as_if_it_never_stopped(tmp
                           for run in (tmp_path / "unbroken", out)))
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_used_folder_is_refused_and_changes_nothing(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_cli.main([*map(str, QUICK), "--epochs", "1", "--out", str(out)]) == 0
@@ -186,6 +191,7 @@ def test_a_second_process_on_a_locked_folder_is_refused(tmp_path, capsys):
     assert not list(out.glob("[!.]*"))
 
 
+@pytest.mark.slow
 def test_a_damaged_checkpoint_is_refused_by_name_and_resume_takes_the_one_before(tmp_path):
     out = tmp_path / "run"
     assert train(*QUICK, "--epochs", 2, "--out", out).returncode == 0
@@ -258,6 +264,7 @@ def test_nan_weights_are_never_saved_nor_loaded(tiny_model, tmp_path, capsys):
     assert "holds a NaN or infinite weight" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert train_cli.main([*map(str, QUICK), "--epochs", "1", "--out", str(out)]) == 0
@@ -271,6 +278,7 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     assert not (out / "2.png").exists()
 
 
+@pytest.mark.slow
 def test_resume_trains_on_the_runs_own_data_and_refuses_another(tmp_path, monkeypatch, capsys):
     out, other = tmp_path / "run", tmp_path / "other.npz"
     np.savez(other, x_train=np.zeros((500, 28, 28), np.uint8))
@@ -403,6 +411,7 @@ def test_a_mid_epoch_resume_with_another_batch_size_trains_the_epoch_from_its_st
     assert train_cli.restore(tiny_model, checkpoint, fewer_steps) == (1, 0)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_run_is_named_and_skipped(tmp_path, capsys):
     from conftest import tiny_gan
 

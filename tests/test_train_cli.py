@@ -12,6 +12,7 @@ from conftest import ROOT, assert_same_weights
 from conftest import train_in_subprocess as train
 
 
+@pytest.mark.slow
 def test_one_epoch_then_resume_to_two(tmp_path):
     out = tmp_path / "run"
     first = train("--epochs", 1, "--limit", 256, "--out", out, "--log-every", 3,
@@ -41,6 +42,7 @@ def test_one_epoch_then_resume_to_two(tmp_path):
     assert sorted(logged["steps/mixing_grid"]) == [2, 6]  # step 2 of each epoch
 
 
+@pytest.mark.slow
 def test_steps_per_execution_trains_the_same_steps_with_checkpoints_between_calls(tmp_path):
     flags = ["--epochs", 1, "--batch-size", 32, "--limit", 288, "--save-every", 4,
              "--log-every", 2]  # 9 steps
@@ -58,6 +60,7 @@ def test_steps_per_execution_trains_the_same_steps_with_checkpoints_between_call
                           for run in (tmp_path / "one", tmp_path / "three")))
 
 
+@pytest.mark.slow
 def test_eval_every_puts_the_fid_on_the_bar_and_in_tensorboard(tmp_path):
     out, classifier = tmp_path / "run", tmp_path / "clf.keras"
     run = train("--epochs", 2, "--limit", 128, "--eval-every", 2, "--eval-classifier",
@@ -83,6 +86,7 @@ def tensorboard_events(folder):
     return logged
 
 
+@pytest.mark.slow
 def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
     out = tmp_path / "run"
     assert train("--epochs", 1, "--limit", 64, "--out", out).returncode == 0
@@ -100,6 +104,7 @@ def test_the_exported_generator_loads_with_only_the_layers_module(tmp_path):
     assert float(std) > 0 and shape.strip() == "(128,)"
 
 
+@pytest.mark.slow
 def test_xla_compiles_and_trains_a_float32_run_with_a_lazy_penalty(tmp_path):
     out = tmp_path / "run"  # the hand penalty's tf.cond differentiates G inside a branch
     run = train("--epochs", 1, "--limit", 64, "--jit", "--precision", "float32",
@@ -227,6 +232,7 @@ def test_the_learning_rates_halve_from_the_given_epoch_on(tmp_path):
     assert rates() == pytest.approx([0.001, 0.001])
 
 
+@pytest.mark.slow
 def test_one_lever_travels_from_flag_to_optimizer_to_checkpoint_to_resume(tmp_path):
     """--beta-2, one Config field and one use in StyleGAN.compile (a lever is added in those
     two places): a flag, in the optimizers, stored in the checkpoint, read back on --resume

@@ -48,6 +48,7 @@ def test_mixing_prob_decides_how_many_samples_are_mixed():
     assert z.shape == (256, 3, 8) and noise.shape == (256, 28, 28)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [
     {}, dict(step="same_fakes", shared_optimizer=False, mixing="crossover")])
 def test_a_few_compiled_steps_change_both_networks_and_keep_losses_finite(settings):
@@ -91,6 +92,7 @@ def test_the_same_fakes_step_makes_g_s_images_once_for_d_s_update_then_g_s_again
     assert model.d_optimizer.iterations.numpy() == model.g_optimizer.iterations.numpy() == 1
 
 
+@pytest.mark.slow
 def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
     history = tiny_model.fit(images_dataset(), epochs=1, verbose=0, shuffle=False)
     tracker = tiny_model.d_loss_tracker
@@ -98,6 +100,7 @@ def test_reported_losses_are_epoch_means_not_the_last_batch(tiny_model):
     assert np.isclose(history.history["d_loss"][0], tracker.result().numpy())
 
 
+@pytest.mark.slow
 def test_a_checkpoint_restores_weights_optimizer_state_and_random_state(tiny_model, tmp_path):
     tiny_model.fit(images_dataset(), epochs=1, verbose=0, shuffle=False)
     path = checkpoints.save_checkpoint(tiny_model, tmp_path, 1, [{"epoch": 1}])
@@ -136,6 +139,7 @@ def test_evaluate_pys_json_beside_a_checkpoint_is_not_listed_as_one(tiny_model, 
     assert checkpoints.list_checkpoints(tmp_path, with_weights=False) == [path]  # --resume's check
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, compute", [("mixed_bfloat16", "bfloat16"),
                                              ("mixed_float16", "float16")])
 def test_mixed_precision_trains_with_finite_losses_and_float32_images(policy, compute):
@@ -225,6 +229,7 @@ def test_g_s_step_runs_the_synthesis_twice_for_the_hand_penalty_only_where_colum
     assert (model.synthesis_and_features is None) == (synthesis_calls > 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network", [
     dict(hand_coarse_size=7), dict(styled_to_image=True)])  # the latter reuses G's blocks
 def test_the_hand_penalty_reaches_g_s_update_and_not_d_s(network):
