@@ -1,5 +1,5 @@
 """The callbacks of a training run: `RunKeeper` (checkpoints, the grid, history.csv, signals,
-learning rates), `MixingGridCallback` (the tutorial's picture, saved each epoch), `TensorBoardLog`
+learning rates), `MixingGrid` (the tutorial's picture, saved each epoch), `TensorBoardLog`
 and `EpochFID` (--eval-every).
 """
 import collections

@@ -95,14 +95,33 @@ def soft_stroke_width(images, sharpness=INK_SHARPNESS):
     return 2.0 * ops.sum(ink, axis=(1, 2)) / (perimeter + 1e-3)
 
 
+def synthesis_and_features(gan):
+    """Where the hand penalty's columns give to_image's style alone, the synthesis with its last
+    feature map as a second output (the same layers and weights), so that the penalty's mixes
+    can reuse G's own style blocks (see lazy_hand); else None."""
+    if not (gan.config.hand_weight and gan.config.styled_to_image
+            and gan.hand_split == gan.n_style - 1):
+        return None
+    synthesis = gan.synthesis
+    return keras.Model(synthesis.inputs,
+                       [synthesis.output, synthesis.get_layer("to_image_mod").input[0]],
+                       name="synthesis_and_features")
+
+
+def image_from_features(synthesis, features, w_last):
+    """The synthesis's last layers on its last feature map, with w_last as to_image's style."""
+    x = synthesis.get_layer("to_image_mod")((features, w_last))
+    x = synthesis.get_layer("to_image")(x)
+    return synthesis.get_layer("to_image_tanh")(x)
+
+
 def lazy_hand(gan, w, images, noise, features=None):
     """"Each column one hand": for pairs of the batch's samples (r, c), the mix of r's coarse
     slots and c's fine ones (split at gan.hand_split, set by --hand-coarse-size) should have
     c's stroke width. The squared difference, with c's own image's width a fixed target, so the
     gradient goes through the mix alone. MNIST only (light ink on dark). On every HAND_EVERY-th
     G update, weighted by it.
-    features: G's last feature map for `images` (gan.synthesize gives it where the columns give
-    to_image's style alone). The mix's style blocks then read r's own slots and noise, so they
+    features: G's last feature map for `images` (from synthesis_and_features). The mix's style blocks then read r's own slots and noise, so they
     are r's feature map: only to_image runs again, and the penalty's gradient joins G's loss's
     in one backward pass through the blocks."""
     import stylegan
@@ -115,7 +134,8 @@ def lazy_hand(gan, w, images, noise, features=None):
                                                                           gan.n_style))
             mixed = gan.synthesis([w_mix, noise[:half]], training=True)
         else:  # r's feature map, c's style of to_image
-            mixed = gan.image_from_features(features[:half], w[half: 2 * half, gan.hand_split])
+            mixed = image_from_features(gan.synthesis, features[:half],
+                                        w[half: 2 * half, gan.hand_split])
         column_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
         miss = ops.square(soft_stroke_width(ops.cast(mixed, "float32")) - column_width)
         return gan.config.hand_weight * HAND_EVERY * ops.mean(miss)

@@ -61,7 +61,8 @@ class AdaNorm(layers.Layer):
 class FusedAdaNorm(AdaNorm):
     """AdaNorm's numbers (tests/test_layers.py holds them equal), as one fused op, which the
     generator uses: the formula's statistics and their gradient are a dozen small ops, this is
-    one (faster: benchmarks/bench_train.py --layers; docs/speed.md). Batch normalisation of a
+    one, 0-3% faster a training step (`benchmarks/bench_train.py --ways compiled,formula`,
+    docs/speed.md), and the numbers both presets were measured with. Batch normalisation of a
     batch of one image whose channels are every (sample, channel) pair computes exactly
     AdaNorm's statistics, in float32 also under mixed precision."""
 
@@ -427,11 +428,9 @@ def crossover_at(generator, coarse_size=COARSE_SIZE):
 # ---------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class StyleGAN(keras.Model):
-    """Generator + discriminator trained with style-mixing regularisation (paper, section 3.1).
-    The networks come in built (`build_networks`); `config` (config.Config) sets the recipe;
-    `generator_ema`, a second generator, follows G's moving average when config.ema_beta > 0.
-    `compile()` then `fit(dataset_of_images)`: the step runs compiled (`tf.function`, or XLA
-    with `compile(jit_compile=True)`)."""
+    """G and D trained with style-mixing regularisation (paper, section 3.1). The networks come
+    in built (`build_networks`), `config` sets the recipe, `generator_ema` follows G's moving
+    average. `compile()`, then `fit(images)` runs the step compiled (or with XLA)."""
 
     def __init__(self, generator, discriminator, config, generator_ema=None, **kwargs):
         super().__init__(**kwargs)
@@ -442,12 +441,7 @@ class StyleGAN(keras.Model):
         self.n_style, self.latent_dim = generator.input[0].shape[1:]  # z [n, n_style, latent]
         self.img_shape = tuple(generator.output.shape[1:])
         self.hand_split = crossover_at(generator, config.hand_coarse_size)
-        self.synthesis_and_features = None  # see synthesize
-        if config.hand_weight and config.styled_to_image and self.hand_split == self.n_style - 1:
-            self.synthesis_and_features = keras.Model(
-                self.synthesis.inputs,
-                [self.synthesis.output, self.synthesis.get_layer("to_image_mod").input[0]],
-                name="synthesis_and_features")
+        self.synthesis_and_features = losses.synthesis_and_features(self)  # or None
         # every call of the compiled step advances this state, so every step draws anew
         self.seed_generator = keras.random.SeedGenerator(config.seed)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -455,9 +449,7 @@ class StyleGAN(keras.Model):
         self.built = True  # g and d are functional models, built already
 
     @property
-    def sampling_generator(self):
-        """G's moving average where there is one (smoother digits), else G: for pictures and
-        export."""
+    def sampling_generator(self):  # for pictures and export: G's moving average where it exists
         return self.g if self.g_ema is None else self.g_ema
 
     @property
@@ -478,16 +470,15 @@ class StyleGAN(keras.Model):
             self.d_optimizer, self.g_optimizer = wrap(self.d_optimizer), wrap(self.g_optimizer)
         # the optimizers' slots now: fit makes them lazily, MirroredStrategy can't inside the
         # step, and a checkpoint must hold and load them whole
-        if self.g_optimizer is self.d_optimizer:
-            self.d_optimizer.build(self.d.trainable_variables + self.g.trainable_variables)
-        else:
-            self.d_optimizer.build(self.d.trainable_variables)
-            self.g_optimizer.build(self.g.trainable_variables)
+        shared = self.g_optimizer is self.d_optimizer
+        g_variables = self.g.trainable_variables
+        self.d_optimizer.build(self.d.trainable_variables + (g_variables if shared else []))
+        if not shared:
+            self.g_optimizer.build(g_variables)
 
     def draw(self, random, shape, *args):
-        """`random(shape, *args)`, a keras.random draw (never numpy: frozen when traced) from
-        the model's seed. Under tf.distribute every replica draws the same numbers for the
-        global batch and keeps its own share."""
+        """A keras.random draw from the model's seed (numpy would be frozen when traced); under
+        tf.distribute each replica draws for the global batch and keeps its own share."""
         n, mine = _global_batch(shape[0])
         return random((n, *shape[1:]), *args, seed=self.seed_generator)[mine]
 
@@ -556,18 +547,10 @@ class StyleGAN(keras.Model):
         return g_loss, images, d_loss
 
     def synthesize(self, w, noise):
-        """(images, their last feature map or None). The feature map serves the hand penalty
-        where its columns give to_image's style alone (synthesis_and_features holds
-        synthesis's own weights)."""
+        """(images, their last feature map for the hand penalty, or None)."""
         if self.synthesis_and_features is None:
             return self.synthesis([w, noise], training=True), None
         return self.synthesis_and_features([w, noise], training=True)
-
-    def image_from_features(self, features, w_last):
-        """The synthesis's last layers on its last feature map, with w_last as to_image's style."""
-        x = self.synthesis.get_layer("to_image_mod")((features, w_last))
-        x = self.synthesis.get_layer("to_image")(x)
-        return self.synthesis.get_layer("to_image_tanh")(x)
 
     def update_w_avg(self, w):
         """Moving average of w over the batch and the style slots (for truncation)."""

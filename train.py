@@ -117,6 +117,9 @@ def watch_options(args, saved=None):
     watch = Watch(**{**Watch()._asdict(), **saved, **given})
     if not isinstance(watch.eval_classifier, str):
         raise UserError(f"--eval-classifier must be a path, got {watch.eval_classifier!r}")
+    if "eval_classifier" in given and not watch.eval_every:
+        raise UserError(f"--eval-classifier {watch.eval_classifier}: acts with --eval-every "
+                        f"only, so this run would ignore it: leave it out or add --eval-every N")
     for name in Watch._fields[:4]:
         value, least = getattr(watch, name), 1 if name == "keep" else 0
         if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:
@@ -220,7 +223,7 @@ def auto_precision():
 
 def use_xla(jit, precision):
     """--jit auto: XLA on GPUs (it fuses the many small ops of a step) in float32, not on a CPU,
-    where it measured slower than tf.function (README, Speed). XLA refuses the step in mixed
+    where it measured slower than tf.function (docs/speed.md). XLA refuses the step in mixed
     precision: the gradient of the bilinear upsampling comes out in float32 inside a bfloat16
     or float16 graph (measured on this CPU; the same graph goes to a GPU)."""
     gpus = bool(tf.config.list_physical_devices("GPU"))
@@ -331,7 +334,7 @@ def worker_index():
         raise UserError(f"--strategy multiworker needs TF_CONFIG as JSON like "
                         f"'{{\"cluster\": {{\"worker\": [\"host0:port\", \"host1:port\"]}}, "
                         f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}}' (got "
-                        f"{text[:80]!r}): see --strategy multiworker in the README")
+                        f"{text[:80]!r}): see --strategy in docs/usage.md")
     return index, len(workers)
 
 def restore(model, checkpoint, data):

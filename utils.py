@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 # TensorFlow's start-up lines on a CPU machine: harmless, and printed before its logging settings
-# apply (README, "A quiet start"); every other line TensorFlow prints then is passed on.
+# apply (docs/usage.md); every other line TensorFlow prints then is passed on.
 TF_CHATTER = re.compile(r"absl::InitializeLog|oneDNN custom operations are on|"
                         r"Could not find cuda drivers|failed call to cuInit|"
                         r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer|"

@@ -46,6 +46,7 @@ from conftest import train_in_subprocess as train
     (["--eval-every", 1, "--eval-classifier", "clf.h5"], "--eval-classifier clf.h5: give a .keras"),
     (["--save-every", -1], "--save-every must be in [0, 1048576], got -1"),
     (["--keep", 0], "--keep must be in [1, 1048576], got 0"),
+    (["--eval-classifier", "clf.keras"], "acts with --eval-every only, so this run would ignore"),
     # data
     (["--data", "missing.npz"], "missing.npz does not exist"),
     (["--dataset", "nowhere"], "nowhere is not a folder"),

@@ -1,5 +1,5 @@
-"""The README's Reliability promises, one test per kind of failure: kills at random moments,
-signals, a second run, two runs at once, damaged and edited checkpoints, divergence, the data a
+"""The reliability promises (docs/usage.md, "Stopping, resuming, and what is checked"), one
+test per kind of failure: kills at random moments, signals, a second run, two runs at once, damaged and edited checkpoints, divergence, the data a
 resumed run trains on, files written atomically, disk use."""
 import csv
 import json
