@@ -128,15 +128,15 @@ def lazy_hand(gan, w, images, noise, features=None):
 
     def penalty():
         half = stylegan.batch_size_of(w) // 2
-        rows, cols = w[:half], w[half: 2 * half]
         if features is None:
-            w_mix = stylegan.mix_styles(rows, cols, stylegan.slots_before(gan.hand_split,
-                                                                          gan.n_style))
+            from_rows = stylegan.slots_before(gan.hand_split, gan.n_style)
+            w_mix = stylegan.mix_styles(w[:half], w[half: 2 * half], from_rows)
             mixed = gan.synthesis([w_mix, noise[:half]], training=True)
-        else:  # r's feature map, c's style of to_image
+        else:  # the row's feature map, the column's style of to_image
             mixed = image_from_features(gan.synthesis, features[:half],
                                         w[half: 2 * half, gan.hand_split])
+        mixed = ops.cast(mixed, "float32")
         column_width = ops.stop_gradient(soft_stroke_width(images[half: 2 * half]))
-        miss = ops.square(soft_stroke_width(ops.cast(mixed, "float32")) - column_width)
+        miss = ops.square(soft_stroke_width(mixed) - column_width)
         return gan.config.hand_weight * HAND_EVERY * ops.mean(miss)
     return lazily(gan.g_optimizer, HAND_EVERY, penalty)

@@ -15,5 +15,5 @@ shift $(($# < 3 ? $# : 3))
 for seed in $seeds; do
     python train.py --data "$data" --seed "$seed" --out "$out/seed-$seed" "$@"
     last=$(ls "$out/seed-$seed"/checkpoints/ckpt-*.json | grep -v -- -step | sort | tail -1)
-    python evaluate.py --checkpoint "$last" --data "$data"
+    python evaluate.py --checkpoint "$last" --data "$data" --pairs 5000
 done
