@@ -265,7 +265,6 @@ def write_history(path, rows):
     write_text_atomically(path, text.getvalue())
 
 
-
 class Stopped(BaseException):
     """Ctrl-C or SIGTERM outside the training loop, or a second one inside it. A BaseException,
     as KeyboardInterrupt is, so no `except Exception` in Keras or TensorFlow swallows it."""
@@ -273,5 +272,3 @@ class Stopped(BaseException):
 
 def stop_now(signum, frame):
     raise Stopped(signum)
-
-

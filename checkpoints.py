@@ -1,10 +1,11 @@
-"""What a run keeps, and how: the lock on its folder, files written atomically, checkpoints (written,
-read and checked, chosen, pruned), the exported generator.
+"""What a run keeps, and how: the lock on its folder, files written atomically, checkpoints
+(written, read and checked, chosen, pruned), the exported generator.
 
 A run folder (train.py's --out) holds one run. A lock file keeps a second process out, and every
 file in it is written to a temporary name and renamed, so a kill at any moment leaves the last
 complete version of each file. A checkpoint is two files in `<out>/checkpoints/`:
-    ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), D, the optimizers
+    ckpt-0003.weights.h5  every weight of the StyleGAN model: G (with w_avg), G's moving average,
+                          D, the optimizers
     ckpt-0003.json        the epochs completed, the run's config, the loss history, the random
                           state, and one SHA-256 over these fields and the weights file
                           (written last: a json means complete weights)
@@ -389,8 +390,8 @@ def load_generator(checkpoint=None, model=None, raw=False):
         path = Path(checkpoint)
         if not path.is_file() or path.suffix != ".json":
             raise UserError(f"checkpoint {path} is not a checkpoint's .json file: give e.g. "
-                            f"visual/stylegan/checkpoints/ckpt-0005.json")
-        import stylegan  # here: loading a .keras file must not need the training code
+                            f"visual/stylegan/checkpoints/ckpt-0010.json")
+        import stylegan  # here, not at the top: checkpoints.py itself needs no TensorFlow
 
         meta, config = read_checkpoint(path)
         gan = stylegan.make_gan(config)
@@ -420,7 +421,6 @@ def _load_exported(path):
         raise UserError(f"{path} holds a NaN or infinite weight ({bad}): export it again from "
                         f"a good checkpoint")
     return generator
-
 
 
 def export_saved_model(generator, folder):

@@ -1,7 +1,7 @@
 """How good are the digits and the mixes? FID, class coverage and mixing attribution.
 
-    python evaluate.py --checkpoint visual/stylegan/checkpoints/ckpt-0005.json --data mnist.npz
-    python evaluate.py --model visual/stylegan/generator.keras --data mnist.npz
+    python evaluate.py --checkpoint visual/stylegan/checkpoints/ckpt-0010.json
+    python evaluate.py --model visual/stylegan/generator.keras --data data/mnist.npz
 
 All measures live in the feature space of a small MNIST classifier (trained once on the train
 split, cached in --classifier, its test accuracy printed):
@@ -134,7 +134,7 @@ def hand(images):
     ink: the pixels above half intensity (> 0).
 
     width: twice the ink's area over its perimeter (the ink pixels' edges that touch paper or
-    the image's border): a bar w pixels wide and L long gives 2 w L / (w + L), about w for a
+    the image's border): a bar w pixels wide and L long gives w L / (w + L), about w for a
     long stroke (3 x 20: 2.6). The perimeter counts pixel edges, so a diagonal stroke's
     staircase outline makes it read thinner than an upright one of the same width.
     slant: mu11 / mu02 of the ink's coordinates, x to the right and y upwards: the sideways step
@@ -357,7 +357,6 @@ def check_args(args):
                         f"give a new file name, so nothing else is overwritten")
     check_classifier_path(args.classifier)
     return out
-
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Explore a trained generator: the tutorial's pictures of what each part of StyleGAN does.
 
     python generate.py --model visual/stylegan/generator.keras mix --rows 1,2,3 --cols 4,5,6
-    python generate.py --checkpoint visual/stylegan/checkpoints/ckpt-0020.json truncation
+    python generate.py --checkpoint visual/stylegan/checkpoints/ckpt-0010.json truncation
 
 Subcommands (each writes one file, --out, and is the same for the same seeds):
   mix          a grid: row seeds give the chosen style layers (--layers coarse|middle|fine|A:B,
@@ -439,7 +439,6 @@ def check_args(args):
         raise UserError(f"{flag} {out}: {folder} is a training run's folder, whose files are the "
                         f"run's own; write the figure elsewhere")
     return folder
-
 
 
 def main(argv=None):

@@ -121,7 +121,8 @@ def lazy_hand(gan, w, images, noise, features=None):
     c's stroke width. The squared difference, with c's own image's width a fixed target, so the
     gradient goes through the mix alone. MNIST only (light ink on dark). On every HAND_EVERY-th
     G update, weighted by it.
-    features: G's last feature map for `images` (from synthesis_and_features). The mix's style blocks then read r's own slots and noise, so they
+    features: G's last feature map for `images` (from synthesis_and_features). The mix's style
+    blocks then read r's own slots and noise, so they
     are r's feature map: only to_image runs again, and the penalty's gradient joins G's loss's
     in one backward pass through the blocks."""
     import stylegan

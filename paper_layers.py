@@ -1,10 +1,11 @@
 """The paper's parts that the tutorial leaves out (Karras et al., 2019, and ProGAN before it).
 
-stylegan.py holds the tutorial's network; the default recipe adds these to it:
+stylegan.py holds the tutorial's network; the default recipe adds the first two of these to it:
 - `ScaledDense`: a Dense layer with its own learning-rate multiplier (the mapping net learns
   100x slower than the rest of G, as the paper's);
 - `MinibatchStd`: D's minibatch standard deviation channel;
-- `BilinearUpSampling2D`: the tutorial's bilinear upsampling, faster under mixed precision.
+- `BilinearUpSampling2D`: the tutorial's bilinear upsampling (both recipes), the same numbers
+  faster under mixed precision.
 For a folder of images (the tutorial's last part, faces), `architecture` grows the style blocks
 from a 4x4 constant and `build_deep_discriminator` mirrors them.
 """

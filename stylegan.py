@@ -150,7 +150,7 @@ class Map(layers.Layer):
     the default is linear; `activation="leaky_relu"` puts it back to test that open question.
     lr_mult < 1 makes the net learn that much slower than the rest of G (the paper: 0.01).
     The layer also keeps `w_avg`, the running mean of w seen in training (updated by
-    `StyleGAN.train_step`), which the truncation trick pulls towards at inference.
+    `StyleGAN.update_w_avg`), which the truncation trick pulls towards at inference.
     """
 
     def __init__(self, size=128, num_layers=2, activation="linear", lr_mult=1.0, **kwargs):
@@ -500,11 +500,11 @@ class StyleGAN(keras.Model):
         twice the real batch, then D's on the real batch and half of G's images. same_fakes: G
         makes one batch of fakes, D learns from it, then G from the updated D's verdict on it."""
         n = ops.shape(real_images)[0]
-        if self.config.step == "g_first":
+        if self.config.step == "g_first":  # G's update, then D's (d_update) on half its fakes
             g_loss, fakes, _ = self.g_update(2 * n)
             d_loss = self.d_update(real_images, fakes[:n])
-        else:
-            g_loss, _, d_loss = self.g_update(n, real_images)
+        else:  # G's pass makes the fakes, D's update (d_update) runs on them inside g_update,
+            g_loss, _, d_loss = self.g_update(n, real_images)  # then G's on the same fakes
         if self.g_ema is not None:
             self.update_ema()
         self.d_loss_tracker.update_state(d_loss)

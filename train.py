@@ -91,7 +91,8 @@ def parse_args(argv=None):
                                 "(trained there once if missing)"}
     for name, default in Watch._field_defaults.items():
         watch.add_argument(config_lib.flag(name), type=type(default), help=f"{helps[name]} "
-                           f"(default {default})", metavar="PATH" if isinstance(default, str) else "N")
+                           f"(default {default})",
+                           metavar="PATH" if isinstance(default, str) else "N")
     recipe = p.add_argument_group(
         "the recipe", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
                       f"--resume, the run's own); see config.py")
@@ -120,7 +121,7 @@ def watch_options(args, saved=None):
     if "eval_classifier" in given and not watch.eval_every:
         raise UserError(f"--eval-classifier {watch.eval_classifier}: acts with --eval-every "
                         f"only, so this run would ignore it: leave it out or add --eval-every N")
-    for name in Watch._fields[:4]:
+    for name in ("keep", "save_every", "log_every", "eval_every"):  # the counts
         value, least = getattr(watch, name), 1 if name == "keep" else 0
         if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:
             raise UserError(f"{config_lib.flag(name)} must be in [{least}, "
@@ -206,9 +207,10 @@ def auto_precision():
     tensor cores, and no loss scaling needed), mixed_float16 with loss scaling on 7.x (float16
     tensor cores only), float32 on older ones (no tensor cores: half precision gains little).
     Estimates from the hardware's specifications: no GPU run has measured them here.
-    On a CPU: mixed_bfloat16 where it has bfloat16 units (AVX-512 BF16 or AMX), 1.4x faster on
-    this project's machine with no loss of quality (docs/results.md); float32 elsewhere (a CPU
-    without them emulates bfloat16 slowly)."""
+    On a CPU: mixed_bfloat16 where it has bfloat16 units (AVX-512 BF16 or AMX), about 1.4x
+    faster a step of the default on a 2-core AMD EPYC with them (91 against 125 ms, docs/speed.md)
+    with no loss of quality (docs/results.md); float32 elsewhere (a CPU without them emulates
+    bfloat16 slowly)."""
     capabilities = gpu_capabilities()
     if capabilities:
         oldest = min(capabilities)
@@ -337,6 +339,7 @@ def worker_index():
                         f"{text[:80]!r}): see --strategy in docs/usage.md")
     return index, len(workers)
 
+
 def restore(model, checkpoint, data):
     """Load a checkpoint; returns where training goes on: (epochs done, steps done of the next
     one). (Its optimizers hold the old learning rates: RunKeeper sets this run's each epoch.)"""
@@ -394,7 +397,8 @@ def train_as_worker(args, strategy):
         code = train_in(Path(scratch), strategy, args, data, resume_from)
         if code == 0:
             generator = load_generator(model=Path(scratch) / "generator.keras")
-            print(f"Worker {index} done; its generator's weights digest (utils.weights_digest), "
+            print(f"Worker {index} done; its generator's weights digest "
+                  f"(checkpoints.weights_digest), "
                   f"which worker 0's generator.keras shares: {weights_digest(generator)}")
         return code
 
@@ -494,6 +498,7 @@ def finish(model, out):
     print(f"Saved {out / 'generator.keras'}, {out / SAVED_MODEL}" + (f", {gif}" if gif else "")
           + f" and {out / 'losses.png'}.")
     return 0
+
 
 def main(argv=None):
     args = parse_args(argv)

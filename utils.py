@@ -85,8 +85,10 @@ def squeeze_channel(images):
     """[n, h, w, 1] -> [n, h, w] (grey); colour [n, h, w, 3] stays."""
     return images[..., 0] if images.shape[-1] == 1 else images
 
+
 def all_finite(logs):
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
+
 
 def can_create_in(folder):
     """True when `folder` exists as a writable folder, or could be made: its nearest existing

@@ -34,8 +34,8 @@ def grid_inputs(latent_dim, n=12, seed=0, image_size=28, zero_noise=False):
 
 def mixing_grid(generator, z1, z2, noise, crossover):
     """The grid for z1 (rows) and z2 (columns), the rows giving the style slots before
-    `crossover` (stylegan.crossover_at), as one uint8 image of (n+1) x (n+1) cells, GAP pixels apart (3 * GAP after the
-    header for colour images): see the module docstring."""
+    `crossover` (stylegan.crossover_at), as one uint8 image of (n+1) x (n+1) cells, GAP pixels
+    apart (3 * GAP after the header for colour images): see the module docstring."""
     n_style = generator.input[0].shape[1]
     n = len(z1)
     rows = np.repeat(z1, n, axis=0)  # cell (i, j) at index i * n + j

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py          # both presets, compiled, float32 and mixed_bfloat16
     python benchmarks/bench_train.py --precision float32 --ways eager,compiled,xla
     python benchmarks/bench_train.py --presets tutorial,stylegan --set mixing_prob=0.9  # one lever
-    python benchmarks/bench_train.py --precision float32 --ways compiled,formula  # AdaNorm's two forms
+    python benchmarks/bench_train.py --precision float32 --ways compiled,formula  # two AdaNorms
 
 Each measurement runs in its own process (so its peak memory is its own) on one fixed batch of
 real MNIST digits: a warm-up (tracing, XLA compilation), then --steps timed steps in whole cycles

@@ -9,8 +9,7 @@ Builds the step as bench_train.py's "compiled" way does (same batch, same settin
 CPU ran, with its duration. It prints the op time per step by part of the model (G or D, forward
 or backward, the optimizers, the rest), by layer of G and by op type. Ops run two at a time on
 two cores and each op's own time includes its threads' work, so op time adds up to more than
-the step's wall time: read the shares, not the sum. docs/results.md ("Where a step's time
-goes") summarises its output.
+the step's wall time: read the shares, not the sum. docs/speed.md summarises its output.
 """
 import collections
 import re

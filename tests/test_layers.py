@@ -86,6 +86,7 @@ def test_bilinear_upsampling_is_keras_own_bit_for_bit_without_its_clip(policy):
     np.testing.assert_array_equal(grad, grad_keras)
     assert np.abs(grad).max() > 1e-3
     # the reason for the layer: no clip (Minimum, Maximum) in its graph, nor in its gradient's
+
     def step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)

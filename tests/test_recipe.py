@@ -24,12 +24,13 @@ def test_a_styled_to_image_adds_a_last_slot_that_only_changes_the_image_through_
     ada_mod = model.synthesis.get_layer("to_image_mod")
     ada_mod.y.kernel.assign(0.5 * np.ones_like(ada_mod.y.kernel))  # zeros at init: make it act
     same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
-    last_slot_swapped = model.g.predict([stylegan.mix_styles(z, other, stylegan.slots_before(3, 4)), noise], verbose=0)
+    swapped = stylegan.mix_styles(z, other, stylegan.slots_before(3, 4))  # to_image's from other
+    last_slot_swapped = model.g.predict([swapped, noise], verbose=0)
     assert not np.allclose(same, last_slot_swapped, atol=1e-4)
     ada_mod.y.kernel.assign(np.zeros_like(ada_mod.y.kernel))  # now the last slot has no say
     ada_mod.y.bias.assign(np.zeros_like(ada_mod.y.bias))
     same = model.g.predict([stylegan.repeat_z(z, 4), noise], verbose=0)
-    last_slot_swapped = model.g.predict([stylegan.mix_styles(z, other, stylegan.slots_before(3, 4)), noise], verbose=0)
+    last_slot_swapped = model.g.predict([swapped, noise], verbose=0)
     assert np.allclose(same, last_slot_swapped, atol=1e-6)
 
 

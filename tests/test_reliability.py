@@ -1,6 +1,7 @@
 """The reliability promises (docs/usage.md, "Stopping, resuming, and what is checked"), one
-test per kind of failure: kills at random moments, signals, a second run, two runs at once, damaged and edited checkpoints, divergence, the data a
-resumed run trains on, files written atomically, disk use."""
+test per kind of failure: kills at random moments, signals, a second run, two runs at once,
+damaged and edited checkpoints, divergence, the data a resumed run trains on, files written
+atomically, disk use."""
 import csv
 import json
 import random
