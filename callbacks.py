@@ -15,7 +15,7 @@ from PIL import Image
 
 from checkpoints import (CHECKPOINT_DIR, LOSS_KEYS, NonFiniteWeights, prune_checkpoints,
                          save_checkpoint, set_running_losses, write_text_atomically)
-from mnist_ds import read_mnist_npz
+from mnist_ds import DataError, check_labels, read_mnist_npz
 from utils import EVAL_CLASSIFIER, UserError, all_finite, to_unit_range
 from visual import grid_inputs, mixing_grid, save_png
 from stylegan import crossover_at
@@ -36,8 +36,10 @@ class EpochFID:
         self.evaluate = evaluate
         evaluate.check_classifier_path(classifier_path, "--eval-classifier")
         mnist = read_mnist_npz(data)
-        if any(part is None for part in (*mnist[0], *mnist[1])):
-            raise UserError(f"--eval-every needs y_train, x_test and y_test in {data}")
+        try:
+            check_labels(mnist, data)
+        except DataError as error:
+            raise UserError(f"--eval-every: {error}") from None
         run_policy = keras.mixed_precision.dtype_policy()
         keras.mixed_precision.set_dtype_policy("float32")  # the classifier's, as evaluate.py's
         try:

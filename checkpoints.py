@@ -21,6 +21,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import warnings
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import config as config_lib
-from utils import UserError, first_line
+from utils import UserError, file_mode, first_line
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 5  # the version of the json's layout: the one this code reads
@@ -217,6 +218,8 @@ def read_checkpoint(meta_path):
     CheckpointError names the file and what is wrong."""
     meta_path, weights = Path(meta_path), weights_of(meta_path)
     try:
+        if not stat.S_ISREG(os.stat(meta_path).st_mode):  # a pipe would block for ever
+            raise CheckpointError(f"{meta_path} is not a regular file: not a checkpoint")
         meta = json.loads(meta_path.read_text())
         if not isinstance(meta, dict) or "format" not in meta:
             raise CheckpointError(f"{meta_path} is not a checkpoint (no 'format' field): give "
@@ -349,6 +352,8 @@ def not_continued(newer, older):
     """What shows that checkpoint `newer` is not of the run that wrote `older` (a setting
     marked fixed, or the loss history), or None."""
     for name in config_lib.fixed_fields():
+        if name in ("data", "dataset"):  # a path: the files may have moved between the two
+            continue
         if getattr(newer.config, name) != getattr(older.config, name):
             return f"its {name} differs"
     if newer.meta["history"][:len(older.meta["history"])] != older.meta["history"]:
@@ -405,9 +410,16 @@ def _load_exported(path):
 
     import stylegan  # registers the layers the saved generator names
 
-    if not path.is_file():
+    mode = file_mode(path, "model file", UserError)
+    if mode is None:
         raise UserError(f"model file {path} does not exist: give the generator.keras that "
                         f"a training run exported")
+    if stat.S_ISDIR(mode):
+        raise UserError(f"model {path} is a folder (a SavedModel?): give the generator.keras "
+                        f"file that a training run wrote beside it")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"model file {path} is not a regular file (a pipe or device): give the "
+                        f"generator.keras that a training run exported")
     try:
         generator = keras.saving.load_model(path)
     except Exception as error:  # Keras raises many kinds for a file it cannot read

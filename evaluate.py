@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import stylegan  # noqa: E402
 from checkpoints import (add_generator_source, load_generator, write_atomically,  # noqa: E402
                          write_text_atomically)
-from mnist_ds import DataError, load_mnist  # noqa: E402
+from mnist_ds import DataError, check_labels, locate_mnist, read_mnist_npz  # noqa: E402
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (EVAL_CLASSIFIER, ArgumentParser, UserError, can_create_in,  # noqa: E402
                    check_fits_in_memory, first_line, to_unit_range)
@@ -359,6 +359,17 @@ def check_args(args):
     return out
 
 
+def finite_or_null(value):
+    """The result for strict JSON: NaN and infinities (an r of constant widths, say) as null."""
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -368,11 +379,11 @@ def main(argv=None):
             raise UserError(f"the generator makes {generator.output.shape[1:]} images: "
                             f"evaluate.py measures MNIST generators (28x28 grey)")
         try:
-            mnist = load_mnist(args.data)
+            path = locate_mnist(args.data)
+            mnist = read_mnist_npz(path)
+            check_labels(mnist, path)
         except DataError as error:
             raise UserError(str(error)) from None
-        if mnist[0][1] is None or mnist[1][0] is None or mnist[1][1] is None:
-            raise UserError("the data file needs y_train, x_test and y_test to evaluate")
         classifier, accuracy = get_classifier(args.classifier, mnist, args.classifier_epochs)
         result = {"source": args.checkpoint or args.model, "raw": args.raw,
                   "classifier_accuracy": accuracy,
@@ -384,7 +395,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         return 130
     try:
-        write_text_atomically(out, json.dumps(result, indent=2))
+        write_text_atomically(out, json.dumps(finite_or_null(result), indent=2, allow_nan=False))
     except OSError as error:
         print(f"error: cannot write {out} ({error.strerror})", file=sys.stderr)
         return 1

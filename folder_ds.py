@@ -5,24 +5,37 @@ of JPEG and PNG files with tf.data: decoded as RGB, centre-cropped to a square, 
 --image-size, scaled to [-1, 1]. Every file is first decoded once with the decoder that trains on
 it, so a file it cannot read is skipped and counted before training, never met mid-epoch.
 """
+import stat
+import warnings
 from pathlib import Path
 
 from mnist_ds import DataError, epoch_order, epoch_steps
-from utils import to_unit_range
+from utils import file_mode, to_unit_range
 
 EXTENSIONS = {".jpg", ".jpeg", ".png"}
+MAX_PIXELS = 89_478_485  # Pillow's own limit against decompression bombs (about 9,459 x 9,459)
 
 
 def find_images(root):
-    """The image files under root that TensorFlow decodes (recursively, sorted), and the rest."""
+    """The image files under root that TensorFlow decodes (recursively, sorted), and the rest:
+    only regular files (a pipe would block the reading for ever) whose header declares at most
+    MAX_PIXELS pixels (a small file may declare a huge image)."""
     import tensorflow as tf
 
     root = Path(root)
-    if not root.is_dir():
+    mode = file_mode(root, "--dataset", DataError)
+    if mode is None or not stat.S_ISDIR(mode):
         raise DataError(f"--dataset {root} is not a folder: give a folder of .jpg/.png images")
     readable, unreadable = [], []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS):
+    try:
+        candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS)
+    except OSError as error:
+        raise DataError(f"--dataset {root}: cannot list its files ({error.strerror}): give a "
+                        f"folder this user can read") from None
+    for path in candidates:
         try:
+            if not path.is_file() or pixels(path) > MAX_PIXELS:
+                raise OSError("not a regular file, or too large an image")
             decode(tf.io.read_file(str(path)))
             readable.append(str(path))
         except (tf.errors.OpError, OSError):
@@ -31,6 +44,19 @@ def find_images(root):
         raise DataError(f"--dataset {root} holds no readable .jpg or .png image"
                         + (f" ({len(unreadable)} unreadable)" if unreadable else ""))
     return readable, unreadable
+
+
+def pixels(path):
+    """Width x height as the image file's header declares it (Pillow reads the header alone)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # Pillow warns of large images: MAX_PIXELS decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.width * image.height
+    except (UnidentifiedImageError, Image.DecompressionBombError, ValueError) as error:
+        raise OSError(str(error)) from None
 
 
 def decode(data):

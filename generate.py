@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
 from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noqa: E402
-                         load_generator, write_atomically)
+                         list_checkpoints, load_generator, write_atomically)
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (ArgumentParser, UserError, can_create_in, check_fits_in_memory,  # noqa: E402
                    squeeze_channel, to_uint8)
@@ -406,6 +406,27 @@ def output_of(args):
     return "--out", Path(args.out), False
 
 
+MAX_CELLS = 400  # images in one figure (20 x 20): more would take minutes and show nothing
+MAX_FRAMES = 5000  # frames of the interpolation GIF
+
+
+def check_figure_size(args):
+    """How many images a figure or GIF would hold, against MAX_CELLS and MAX_FRAMES."""
+    count = lambda text, flag: len(parse_seeds(text, flag))
+    cells = {"mix": lambda: 3 if args.pair else
+             count(args.rows, "--rows") * count(args.cols, "--cols"),
+             "truncation": lambda: count(args.seeds, "--seeds") * len(parse_floats(args.psis,
+                                                                                  "--psis")),
+             "noise": lambda: args.show,
+             "levels": lambda: count(args.others, "--others") * 10}  # up to 8 style slots
+    if args.command in cells and cells[args.command]() > MAX_CELLS:
+        raise UserError(f"{args.command}: {cells[args.command]():,} images in one figure, more "
+                        f"than {MAX_CELLS}: give fewer seeds or draws to show")
+    if args.command == "interpolate" and count(args.seeds, "--seeds") * args.steps > MAX_FRAMES:
+        raise UserError(f"interpolate: --seeds x --steps makes more than {MAX_FRAMES} frames: "
+                        f"give fewer")
+
+
 def check_args(args):
     """Every number and the output path, before the generator is loaded."""
     for name in ("draws", "show", "steps", "n"):
@@ -420,6 +441,7 @@ def check_args(args):
     if args.command in ("samples", "noise"):
         count = args.draws if args.command == "noise" else args.n * (3 if args.mixed else 1)
         check_fits_in_memory(count * BYTES_PER_IMAGE, f"{count:,} images", "--n or --draws")
+    check_figure_size(args)
     for seed in args.pair or () if args.command == "mix" else ():
         if seed < 0:
             raise UserError(f"--pair: seeds are 0 or more, got {seed}")
@@ -435,10 +457,30 @@ def check_args(args):
         raise UserError(f"{flag} {out}: cannot write there; give a writable path")
     if not into_folder and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name")
-    if (folder / CHECKPOINT_DIR).is_dir() or (folder / LOCK_NAME).exists():
-        raise UserError(f"{flag} {out}: {folder} is a training run's folder, whose files are the "
+    run = run_folder_of(folder)
+    if run:
+        raise UserError(f"{flag} {out}: {run} is a training run's folder, whose files are the "
                         f"run's own; write the figure elsewhere")
     return folder
+
+
+def run_folder_of(folder):
+    """The training run's folder that holds `folder`, or None: `folder` itself if it holds a
+    run's lock file or checkpoints/ folder, or any folder above it with checkpoints in its
+    checkpoints/."""
+    folder = folder.absolute()
+    try:
+        if (folder / LOCK_NAME).is_file() or (folder / CHECKPOINT_DIR).is_dir():
+            return folder
+    except OSError:
+        pass
+    for place in (folder, *folder.parents):
+        try:
+            if list_checkpoints(place / CHECKPOINT_DIR, with_weights=False):
+                return place
+        except OSError:  # a place this user cannot look into holds no run of theirs
+            continue
+    return None
 
 
 def main(argv=None):

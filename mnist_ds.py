@@ -7,12 +7,14 @@ its source and licence). Only where that file is missing does it try Keras' down
 """
 import hashlib
 import os
+import stat
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from utils import first_line, to_unit_range
+from utils import file_mode, first_line, memory_bytes, to_unit_range
 
 SHIPPED_PATH = Path(__file__).resolve().parent / "data" / "mnist.npz"
 SHIPPED_SHA256 = "06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64"
@@ -35,12 +37,12 @@ def locate_mnist(path=None):
     a damaged shipped file, or no file at all, is a DataError too."""
     for given in (path, os.environ.get("MNIST_PATH")):
         if given:
-            given = Path(given).expanduser().resolve()
-            if not given.exists():
+            given = Path(given).expanduser().absolute()
+            if file_mode(given, "data file", DataError) is None:
                 raise DataError(f"data file {given} does not exist: give the path of mnist.npz "
                                 f"(Keras' format) with --data or MNIST_PATH")
             return given
-    if _readable(KERAS_CACHE):
+    if _readable(KERAS_CACHE, say=True):
         return KERAS_CACHE
     if SHIPPED_PATH.exists():
         check_shipped(SHIPPED_PATH)
@@ -60,11 +62,15 @@ def check_shipped(path):
                         f" or give another mnist.npz with --data")
 
 
-def _readable(path):
+def _readable(path, say=False):
+    """Whether `path` is a usable mnist.npz; with `say`, a place that exists but cannot be used
+    (unreadable, not a regular file, damaged) is named on stderr before the lookup goes on."""
     try:
         read_mnist_npz(path)
         return True
-    except DataError:
+    except DataError as error:
+        if say and "does not exist" not in str(error):
+            print(f"note: skipping {path}: {error}", file=sys.stderr)
         return False
 
 
@@ -87,11 +93,16 @@ def read_mnist_npz(path):
     """Read an npz with Keras' MNIST layout (keys x_train, y_train, x_test, y_test; x_train is
     required). Raises DataError with one line naming the file and the problem."""
     path = Path(path).expanduser()
-    if not path.exists():
+    mode = file_mode(path, "data file", DataError)
+    if mode is None:
         raise DataError(f"data file {path} does not exist: give the path of mnist.npz "
                         f"(Keras' format) with --data or MNIST_PATH")
-    if path.is_dir():
+    if stat.S_ISDIR(mode):
         raise DataError(f"data path {path} is a folder: give the mnist.npz file inside it")
+    if not stat.S_ISREG(mode):  # a pipe or a device would block, or never end
+        raise DataError(f"data file {path} is not a regular file (a pipe, socket or device): "
+                        f"give the mnist.npz file itself")
+    _check_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}  # an .npy has no .files: not an npz
@@ -106,6 +117,52 @@ def read_mnist_npz(path):
     if x_test is not None:
         x_test = _check_images(x_test, path, "x_test")
     return (x_train, arrays.get("y_train")), (x_test, arrays.get("y_test"))
+
+
+def check_labels(mnist, path):
+    """The labels evaluate.py needs: y_train and y_test, one whole number in 0..9 per image of
+    x_train and x_test. Raises DataError naming what is wrong."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    if x_test is None or y_train is None or y_test is None:
+        raise DataError(f"data file {path} needs y_train, x_test and y_test besides x_train "
+                        f"(Keras' mnist.npz has them)")
+    for key, images, labels in (("y_train", x_train, y_train), ("y_test", x_test, y_test)):
+        if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+            raise DataError(f"data file {path}: {key} must hold one whole-number label per "
+                            f"image ({len(images):,}), got shape {labels.shape} of "
+                            f"{labels.dtype}")
+        if labels.min() < 0 or labels.max() > 9:
+            raise DataError(f"data file {path}: {key} holds labels outside 0..9 "
+                            f"({labels.min()}..{labels.max()})")
+
+
+def _check_sizes(path):
+    """Every array's size as its .npy header declares it, before anything is allocated: no
+    larger than what the file holds (an edited header would allocate a billion images from a
+    few bytes), and all of them no more than half this machine's memory."""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if not member.filename.endswith(".npy"):
+                    continue
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                    if declared > member.file_size:
+                        raise DataError(f"data file {path}: {member.filename} declares shape "
+                                        f"{shape} ({declared:,} bytes) but holds "
+                                        f"{member.file_size:,}: the file is damaged or edited;"
+                                        f" give Keras' mnist.npz")
+                    total += declared
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return  # not a zip of .npy files: np.load says what is wrong
+    if total > memory_bytes() // 2:
+        raise DataError(f"data file {path} holds {total / 2 ** 30:.1f} GiB of arrays, more than "
+                        f"half of this machine's memory: give a smaller file")
 
 
 def _check_images(x, path, key):

@@ -50,7 +50,7 @@ from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
 from stylegan import make_gan  # noqa: E402
-from utils import ArgumentParser, UserError  # noqa: E402
+from utils import ArgumentParser, UserError, first_line  # noqa: E402
 from visual import make_gif, plot_losses  # noqa: E402
 
 DEFAULT_PRESET = "stylegan"  # the measured best; Config() itself is the tutorial's recipe
@@ -147,9 +147,12 @@ def resolve_config(args, saved=None):
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
     for key in ("data", "dataset"):
         if given.get(key):
-            given[key] = str(Path(given[key]).expanduser().resolve())
+            given[key] = absolute(given[key], config_lib.flag(key))
     if saved is not None:
         check_unchanged(saved, given)
+        if saved.dataset and "dataset" not in given and not Path(saved.dataset).is_dir():
+            raise UserError(f"--resume: the run's --dataset {saved.dataset} is gone: give the "
+                            f"folder's new place with --dataset")
         base = saved
     else:
         base = PRESETS[given.get("preset", DEFAULT_PRESET)]
@@ -176,11 +179,21 @@ def resolve_config(args, saved=None):
     return config
 
 
+def absolute(path, flag):
+    """A path the user gave, absolute with its links resolved where that can be done; a loop of
+    links or a name too long is refused in one line."""
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError) as error:  # RuntimeError: a loop of symbolic links
+        raise UserError(f"{flag} {path}: cannot resolve it ({first_line(error)}): give "
+                        f"another path") from None
+
+
 def check_unchanged(saved, given):
     for key in config_lib.fixed_fields():
         if key in given and given[key] != getattr(saved, key):
-            if key == "data" and saved.data and not Path(saved.data).exists():
-                continue  # the run's file moved: the new path is taken
+            if key in ("data", "dataset") and not Path(getattr(saved, key)).exists():
+                continue  # the run's file or folder moved: the new path is taken
             was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
             raise UserError(f"--resume: the run was trained with {was}, not {now}: drop "
                             f"{now.split()[0]} or start a new run in another --out")
@@ -252,11 +265,16 @@ def open_run_folder(out, resume):
     folder (nothing of another run, or of the user, is ever overwritten); --resume needs one that
     holds a run. Temporary files a killed run left are removed once the folder is ours."""
     out = Path(out)
-    if resume and not list_checkpoints(out / CHECKPOINT_DIR, with_weights=False):
-        raise UserError(f"--resume: {out} holds no run (no checkpoint in {CHECKPOINT_DIR}/): "
-                        f"start without --resume, or point --out at the run to continue")
-    held = sorted(p.name for p in out.iterdir()
-                  if p.name != LOCK_NAME and not only_events(p)) if out.is_dir() else []
+    try:
+        if resume and not list_checkpoints(out / CHECKPOINT_DIR, with_weights=False):
+            raise UserError(f"--resume: {out} holds no run (no checkpoint in "
+                            f"{CHECKPOINT_DIR}/): start without --resume, or point --out at "
+                            f"the run to continue")
+        held = sorted(p.name for p in out.iterdir()
+                      if p.name != LOCK_NAME and not only_events(p)) if out.is_dir() else []
+    except OSError as error:  # no permission, a name too long, a loop of links
+        raise UserError(f"--out {out}: cannot look inside it ({error.strerror}): choose another "
+                        f"folder with --out") from None
     if not resume and held:
         raise UserError(f"{out} is not empty ({', '.join(held[:3])}"
                         f"{', ...' if len(held) > 3 else ''}): continue the run in it with "
@@ -372,15 +390,24 @@ def train(args):
         out, lock = open_run_folder(args.out, resume=True)
     else:
         data = load_training_data(resolve_config(args))
+        check_out_apart(args.out, data.config)
         out, lock = open_run_folder(args.out, resume=False)
     try:
         resume_from = None
         if args.resume:
             resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
             data = load_training_data(resolve_config(args, resume_from.config))
+            check_out_apart(out, data.config)
         return train_in(out, strategy, args, data, resume_from)
     finally:
         lock.release()
+
+
+def check_out_apart(out, config):
+    """--out may not lie inside --dataset: the run's own grids would become training images."""
+    if config.dataset and Path(absolute(out, "--out")).is_relative_to(config.dataset):
+        raise UserError(f"--out {out} lies inside --dataset {config.dataset}: its grids would be "
+                        f"trained on as images; give an --out outside the image folder")
 
 
 def train_as_worker(args, strategy):
@@ -456,12 +483,24 @@ def run_fits(model, keeper, data, first_epoch, first_step):
     fit = lambda epoch, step: model.fit(
         data.batches(epoch, step), epochs=data.config.epochs, initial_epoch=epoch,
         steps_per_epoch=data.steps - step, callbacks=[keeper], shuffle=False, verbose=1)
-    if first_step:
-        print(f"Epoch {first_epoch + 1} goes on from step {first_step + 1} of {data.steps}.")
-        fit(first_epoch, first_step)
-        first_epoch += 1
-    if first_epoch < data.config.epochs and not (keeper.signal or keeper.diverged_at):
-        fit(first_epoch, 0)
+    try:
+        if first_step:
+            print(f"Epoch {first_epoch + 1} goes on from step {first_step + 1} of {data.steps}.")
+            fit(first_epoch, first_step)
+            first_epoch += 1
+        if first_epoch < data.config.epochs and not (keeper.signal or keeper.diverged_at):
+            fit(first_epoch, 0)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as error:
+        if not data.config.dataset:
+            raise
+        raise DataChanged(f"an image of --dataset {data.config.dataset} could no longer be read "
+                          f"({first_line(error.message)}): the folder changed during training. "
+                          f"The checkpoints of completed epochs are kept; restore the folder "
+                          f"(or give a folder that holds the run's images) and --resume") from None
+
+
+class DataChanged(Exception):
+    """The training images changed under a running run: exit code 1 (work was done)."""
 
 
 def report_stop(keeper):
@@ -508,6 +547,9 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DataChanged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except Stopped as stop:  # every file is whole (written atomically), the checkpoints kept
         signum = stop.args[0]
         print(f"\nStopped ({signal.Signals(signum).name}); the checkpoints of completed epochs "

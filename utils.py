@@ -102,12 +102,29 @@ def can_create_in(folder):
 # ---------------------------------------------------------------------------------------------
 # Sizes checked before allocating
 # ---------------------------------------------------------------------------------------------
+def file_mode(path, what, error_class):
+    """os.stat's st_mode of a path the user named (following links), None where nothing is
+    there; any other failure (no permission, a name too long, a loop of links) as one line."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise error_class(f"{what} {path} cannot be inspected ({error.strerror}): give a path "
+                          f"this user can read") from None
+
+
+def memory_bytes():
+    """This machine's memory in bytes (2**63 where the system cannot tell)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 ** 63
+
+
 def check_fits_in_memory(n_bytes, what, flag):
     """A UserError when n_bytes is more than half of this machine's memory."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not on this system: cannot tell
-        return
+    total = memory_bytes()
     if n_bytes > total // 2:
         raise UserError(f"{flag}: {what} would take {n_bytes / 2 ** 30:.1f} GiB, more than half "
                         f"of this machine's {total / 2 ** 30:.1f} GiB: ask for less")

@@ -126,6 +126,12 @@ def test_a_training_runs_folder_is_never_written_into(model_file, tmp_path, caps
     assert generate.main(["--model", str(model_file), "mix", "--out", str(run / "1.png")]) == 2
     assert "is a training run's folder" in capsys.readouterr().err
     assert (run / "1.png").read_bytes() == b"the run's grid"
+    # nor any folder inside a run that holds checkpoints: its checkpoints/ folder above all
+    (run / "checkpoints" / "ckpt-0001.json").write_text("{}")
+    for inside in (run / "checkpoints" / "mix.png", run / "figures" / "mix.png"):
+        assert generate.main(["--model", str(model_file), "mix", "--out", str(inside)]) == 2
+        assert f"{run} is a training run's folder" in capsys.readouterr().err
+        assert not inside.exists()
 
 
 LOAD_SAVED_MODEL = """
