@@ -140,29 +140,33 @@ def _check_sizes(path):
     """Every array's size as its .npy header declares it, before anything is allocated: no
     larger than what the file holds (an edited header would allocate a billion images from a
     few bytes), and all of them no more than half this machine's memory."""
-    total = 0
     try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.infolist():
-                if not member.filename.endswith(".npy"):
-                    continue
+        declared = list(_declared_sizes(path))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return  # not a zip of .npy files: np.load says what is wrong
+    for name, shape, size, held in declared:
+        if size > held:
+            raise DataError(f"data file {path}: {name} declares shape {shape} ({size:,} bytes) "
+                            f"but holds {held:,}: the file is damaged or edited; give Keras' "
+                            f"mnist.npz")
+    total = sum(size for _, _, size, _ in declared)
+    if total > memory_bytes() // 2:
+        raise DataError(f"data file {path} holds {total / 2 ** 30:.1f} GiB of arrays, more than "
+                        f"half of this machine's memory: give a smaller file")
+
+
+def _declared_sizes(path):
+    """(member name, shape, bytes declared, bytes held) of every .npy in an npz, from headers."""
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            if member.filename.endswith(".npy"):
                 with archive.open(member) as f:
                     version = np.lib.format.read_magic(f)
                     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                    else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = read_header(f)
-                    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-                    if declared > member.file_size:
-                        raise DataError(f"data file {path}: {member.filename} declares shape "
-                                        f"{shape} ({declared:,} bytes) but holds "
-                                        f"{member.file_size:,}: the file is damaged or edited;"
-                                        f" give Keras' mnist.npz")
-                    total += declared
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-        return  # not a zip of .npy files: np.load says what is wrong
-    if total > memory_bytes() // 2:
-        raise DataError(f"data file {path} holds {total / 2 ** 30:.1f} GiB of arrays, more than "
-                        f"half of this machine's memory: give a smaller file")
+                size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                yield member.filename, shape, size, member.file_size
 
 
 def _check_images(x, path, key):
