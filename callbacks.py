@@ -94,9 +94,9 @@ class RunKeeper(keras.callbacks.Callback):
     checkpoint; a second signal stops at once. A signal handler, not the KeyboardInterrupt
     exception, so no signal lands inside TensorFlow or half-way through a file."""
 
-    def __init__(self, out, config, watch, steps_per_epoch, history=(), fid=None):
+    def __init__(self, out, config, watch, steps_per_epoch, history=(), fid=None, run=None):
         super().__init__()
-        self.out, self.config, self.watch = out, config, watch
+        self.out, self.config, self.watch, self.run = out, config, watch, run
         self.steps_per_epoch = steps_per_epoch
         self.epoch = self.step = 0  # the epoch in progress and its steps done, from 1
         self.first_step = 0  # the epoch's steps done before this fit (Keras counts from 0)
@@ -163,7 +163,7 @@ class RunKeeper(keras.callbacks.Callback):
         row = {"epoch": self.epoch, **{key: float(logs[key]) for key in LOSS_KEYS}}
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.epoch,
-                                    [*self.history, row], watch=self.watch)
+                                    [*self.history, row], watch=self.watch, run=self.run)
         except NonFiniteWeights:
             return self.diverge()
         self.history.append(row)
@@ -182,7 +182,8 @@ class RunKeeper(keras.callbacks.Callback):
         supersedes the epoch's earlier ones, and its grid `<epoch>-step<step>.png`."""
         try:
             saved = save_checkpoint(self.model, self.out / CHECKPOINT_DIR, self.completed,
-                                    self.history, step=self.step, watch=self.watch)
+                                    self.history, step=self.step, watch=self.watch,
+                                    run=self.run)
         except NonFiniteWeights:
             return self.diverge()
         prune_checkpoints(self.out / CHECKPOINT_DIR, self.watch.keep, saved)

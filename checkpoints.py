@@ -164,19 +164,23 @@ def non_finite_weight(model):
     return None
 
 
-def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0, watch=None):
+def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0, watch=None, run=None):
     """Write the checkpoint of `epoch` epochs completed and `step` steps of the next (with the
     next epoch's running mean losses); returns the json's path. `history`: the mean losses of
     every completed epoch, one dict per epoch, which history.csv shows; `watch`: the run's
-    callbacks.Watch, which --resume goes on with. Non-finite weights are never written."""
+    callbacks.Watch, which --resume goes on with; `run`: the run's id (run.json). Non-finite
+    weights are never written, and a checkpoint of another run under the same name is moved
+    aside, not written over."""
     bad = non_finite_weight(model)
     if bad:
         raise NonFiniteWeights(f"not saved: weight {bad} is not finite")
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     meta_path = checkpoint_json(ckpt_dir, epoch, step)
     weights = weights_of(meta_path)
+    if meta_path.exists() and run_of(meta_path) != run:
+        move_aside(meta_path)
     write_atomically(weights, model.save_weights)
-    meta = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step,
+    meta = {"format": CHECKPOINT_FORMAT, "run": run, "epoch": epoch, "step": step,
             "running_losses": running_losses(model) if step else None,
             "history": list(history), "config": config_lib.to_dict(model.config),
             "watch": watch._asdict() if watch else {},
@@ -253,8 +257,8 @@ def _check_fields(meta):
     sums = lambda value: (isinstance(value, list) and len(value) == 2 and all(
         isinstance(x, float) and math.isfinite(x) for x in value) and value[1] >= 0)
     states = meta["rng_state"]
-    if not isinstance(meta["watch"], dict):
-        raise ValueError("watch malformed")
+    if not isinstance(meta["watch"], dict) or not isinstance(meta["run"], (str, type(None))):
+        raise ValueError("watch or run malformed")
     if not (is_int(meta["epoch"]) and isinstance(states, list) and all(map(pair, states))
             and is_int(meta["step"]) and meta["step"] >= 0
             and (losses is None if meta["step"] == 0 else (
@@ -322,13 +326,36 @@ def set_running_losses(model, losses):
 
 
 Checkpoint = collections.namedtuple("Checkpoint", "path meta config")
+RUN_FILE = "run.json"  # the run's id and first config, written when the run starts
+UNKNOWN = object()  # a folder whose run.json is gone: its checkpoints' chain decides
 
 
-def newest_good_checkpoint(ckpt_dir):
-    """The newest Checkpoint (json path, meta, Config) that passes read_checkpoint's checks and
-    continues the good one before it; a damaged or foreign newer one is named and skipped."""
+def write_run_file(out, run, config):
+    """`<out>/run.json`: the id every checkpoint of the run carries, and its first config."""
+    write_text_atomically(Path(out) / RUN_FILE, json.dumps(
+        {"run": run, "config": config_lib.to_dict(config)}, indent=2))
+
+
+def read_run_file(out):
+    """The run id of `<out>/run.json`, or UNKNOWN (named on stderr) where it cannot be read."""
+    meta = _json(Path(out) / RUN_FILE)
+    if meta is None or not isinstance(meta.get("run"), (str, type(None))):
+        warn_once(f"warning: {Path(out) / RUN_FILE} is missing or damaged: the run is taken to "
+                  f"be the newest chain of good checkpoints")
+        return UNKNOWN
+    return meta["run"]
+
+
+def newest_good_checkpoint(ckpt_dir, run=UNKNOWN):
+    """The newest Checkpoint (json path, meta, Config) of the run `run` (the folder's run.json
+    names it) that passes read_checkpoint's checks and continues the good one before it; a
+    checkpoint of another run, or a damaged one, is named and skipped."""
     newest = None
     for meta_path in reversed(list_checkpoints(ckpt_dir, with_weights=False)):
+        if run is not UNKNOWN and run_of(meta_path) != run:
+            warn_once(f"warning: {meta_path} is not a checkpoint of this run ({RUN_FILE} names "
+                      f"another): left alone")
+            continue
         try:
             checkpoint = Checkpoint(meta_path, *read_checkpoint(meta_path))
         except CheckpointError as error:
@@ -362,17 +389,71 @@ def not_continued(newer, older):
 
 
 def prune_checkpoints(ckpt_dir, keep, written):
-    """After checkpoint `written`: keep the newest `keep` checkpoints of completed epochs, and
-    of the mid-epoch ones only `written` itself (a mid-epoch one is superseded by the next
-    checkpoint of any kind; going by names alone would misjudge a resumed epoch trained again
-    at another batch size)."""
-    checkpoints = list_checkpoints(ckpt_dir)
+    """After checkpoint `written`: of the checkpoints its run wrote before it (`lineage`), keep
+    the newest `keep` of completed epochs, and of the mid-epoch ones only `written` itself (a
+    mid-epoch one is superseded by the next checkpoint of any kind). Any other checkpoint (of
+    another run, damaged, or of a branch the run left) is named once and left alone."""
+    ours, strangers = lineage(ckpt_dir, written)
+    for path in strangers:
+        warn_once(f"warning: {path} is not a checkpoint of this run (another run's, damaged, "
+                  f"or of a branch it left): left alone, and not counted against --keep")
     mid_epoch = lambda path: checkpoint_position(path)[1] != 0
-    completed = [p for p in checkpoints if not mid_epoch(p)]
-    stale = [p for p in checkpoints if mid_epoch(p) and p != Path(written)]
+    completed = [p for p in ours if not mid_epoch(p)]
+    stale = [p for p in ours if mid_epoch(p) and p != Path(written)]
     for meta_path in completed[:-keep] + stale:
         meta_path.unlink(missing_ok=True)  # the json first: without it the weights are unused
         weights_of(meta_path).unlink(missing_ok=True)
+
+
+def lineage(ckpt_dir, written):
+    """(ours, strangers): the checkpoints in ckpt_dir that the run of checkpoint `written` wrote
+    on its way to it (its run id, a loss history that `written`'s continues: earlier epochs, and
+    earlier attempts at its own epoch), oldest first; the rest."""
+    mine, ours, strangers = _json(written), [], []
+    for path in list_checkpoints(ckpt_dir, with_weights=False):
+        meta = _json(path)
+        history = meta.get("history") if meta else None
+        same = (mine is not None and isinstance(history, list)
+                and meta.get("run") == mine.get("run")
+                and history == mine.get("history", [])[:len(history)])
+        (ours if same else strangers).append(path)
+    return ours, strangers
+
+
+def run_of(meta_path):
+    """The run id a checkpoint's json names ("" where it cannot be read)."""
+    meta = _json(meta_path)
+    return meta.get("run", "") if meta else ""
+
+
+def _json(path):
+    """A checkpoint json as a dict, or None where it is not a readable regular file of one."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def move_aside(meta_path):
+    """A checkpoint that is not the run's, where the run writes one of the same name: renamed
+    `foreign-<name>` (no checkpoint's name, so nothing lists or prunes it), never deleted."""
+    for path in (meta_path, weights_of(meta_path)):
+        if path.exists():
+            os.replace(path, path.with_name(f"foreign-{path.name}"))
+    warn_once(f"warning: {meta_path} was not a checkpoint of this run: moved aside as "
+              f"foreign-{meta_path.name}, not written over")
+
+
+_warned = set()
+
+
+def warn_once(message):
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -42,10 +43,11 @@ import tensorflow as tf  # noqa: E402
 import config as config_lib  # noqa: E402
 from callbacks import (EXIT_CODES, HISTORY, TENSORBOARD, EpochFID, RunKeeper,  # noqa: E402
                        Stopped, Watch, stop_now, write_history)
-from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, FolderLock, export_saved_model,  # noqa: E402
-                         list_checkpoints, load_checkpoint, load_generator,
-                         newest_good_checkpoint, non_finite_weight, remove_temporary_files,
-                         weights_digest, write_atomically, write_folder_atomically)
+from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, RUN_FILE, UNKNOWN,  # noqa: E402
+                         FolderLock, export_saved_model, list_checkpoints, load_checkpoint,
+                         load_generator, newest_good_checkpoint, non_finite_weight,
+                         read_run_file, remove_temporary_files, weights_digest,
+                         write_atomically, write_folder_atomically, write_run_file)
 from config import FIELDS, PRESETS  # noqa: E402
 from folder_ds import load_folder, make_folder_dataset  # noqa: E402
 from mnist_ds import DataError, locate_mnist, make_dataset, read_mnist_npz  # noqa: E402
@@ -270,8 +272,9 @@ def open_run_folder(out, resume):
             raise UserError(f"--resume: {out} holds no run (no checkpoint in "
                             f"{CHECKPOINT_DIR}/): start without --resume, or point --out at "
                             f"the run to continue")
-        held = sorted(p.name for p in out.iterdir()
-                      if p.name != LOCK_NAME and not only_events(p)) if out.is_dir() else []
+        held = sorted(p.name for p in out.iterdir()  # what a run killed before its first
+                      if p.name not in (LOCK_NAME, RUN_FILE)  # checkpoint leaves is no run
+                      and not only_events(p)) if out.is_dir() else []
     except OSError as error:  # no permission, a name too long, a loop of links
         raise UserError(f"--out {out}: cannot look inside it ({error.strerror}): choose another "
                         f"folder with --out") from None
@@ -393,12 +396,16 @@ def train(args):
         check_out_apart(args.out, data.config)
         out, lock = open_run_folder(args.out, resume=False)
     try:
-        resume_from = None
+        resume_from, run, known = None, uuid.uuid4().hex, UNKNOWN  # a new run, a new id
         if args.resume:
-            resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR)
+            known = read_run_file(out)
+            resume_from = newest_good_checkpoint(out / CHECKPOINT_DIR, known)
+            run = resume_from.meta["run"]
             data = load_training_data(resolve_config(args, resume_from.config))
             check_out_apart(out, data.config)
-        return train_in(out, strategy, args, data, resume_from)
+        if known is UNKNOWN:  # a new run, or one whose run.json was lost
+            write_run_file(out, run, data.config)
+        return train_in(out, strategy, args, data, resume_from, run)
     finally:
         lock.release()
 
@@ -416,12 +423,14 @@ def train_as_worker(args, strategy):
     keeps none of it: its files go to a temporary folder, removed at the end. With --resume it
     reads the chief's newest checkpoint in --out, so --out must be a folder it can reach."""
     index, count = worker_index()
-    resume_from = newest_good_checkpoint(Path(args.out) / CHECKPOINT_DIR) if args.resume else None
+    resume_from = (newest_good_checkpoint(Path(args.out) / CHECKPOINT_DIR,
+                                          read_run_file(args.out)) if args.resume else None)
     data = load_training_data(resolve_config(args, resume_from and resume_from.config))
     print(f"Worker {index} of {count}: training in step with worker 0, which writes the run to "
           f"{args.out}/.")
     with tempfile.TemporaryDirectory(prefix="stylegan-worker-") as scratch:
-        code = train_in(Path(scratch), strategy, args, data, resume_from)
+        code = train_in(Path(scratch), strategy, args, data, resume_from,
+                        resume_from.meta["run"] if resume_from else None)
         if code == 0:
             generator = load_generator(model=Path(scratch) / "generator.keras")
             print(f"Worker {index} done; its generator's weights digest "
@@ -443,7 +452,7 @@ def print_intro(config, n_images, steps, first_epoch, precision, out):
           f"the time the epoch has left.")
 
 
-def train_in(out, strategy, args, data, resume_from):
+def train_in(out, strategy, args, data, resume_from, run):
     config, steps = data.config, data.steps
     if config.batch_size % strategy.num_replicas_in_sync:
         raise UserError(f"--batch-size {config.batch_size} does not split evenly over "
@@ -470,7 +479,7 @@ def train_in(out, strategy, args, data, resume_from):
     print_intro(config, data.n_images, steps, first_epoch, precision, out)
     history = resume_from.meta["history"] if resume_from else []
     write_history(out / HISTORY, history)  # drops the row of an epoch trained again
-    keeper = RunKeeper(out, config, watch, steps, history, fid)
+    keeper = RunKeeper(out, config, watch, steps, history, fid, run)
     if first_step:
         keeper.go_on_from(first_step, resume_from.meta["running_losses"])
     run_fits(model, keeper, data, first_epoch, first_step)

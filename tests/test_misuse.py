@@ -216,3 +216,64 @@ def test_images_removed_during_training_stop_the_run_with_one_line(image_folder,
                            "--out", str(tmp_path / "run")])
     assert code == 1
     assert "could no longer be read" in one_line_error(capsys)
+
+
+# -- checkpoints chosen and pruned by the run's lineage, never by their names alone
+def run_folder_with_a_stranger(tmp_path):
+    """A run (id "ours") with checkpoints of epochs 1 and 2, and two of another run ("theirs",
+    another seed) copied in under higher numbers, 5 and 6, the second continuing the first."""
+    import checkpoints
+    from conftest import tiny_gan
+
+    ours, theirs = tiny_gan(), tiny_gan(seed=1)
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_run_file(tmp_path, "ours", ours.config)
+    rows = [{"epoch": e, "d_loss": 0.5, "g_loss": 0.7} for e in range(1, 7)]
+    for epoch in (1, 2):
+        checkpoints.save_checkpoint(ours, folder, epoch, rows[:epoch], run="ours")
+    for epoch in (5, 6):
+        checkpoints.save_checkpoint(theirs, folder, epoch, rows[:epoch], run="theirs")
+    return ours, folder, rows
+
+
+def test_resume_never_chooses_another_runs_checkpoint_however_new(tmp_path, capsys):
+    import checkpoints
+
+    _, folder, _ = run_folder_with_a_stranger(tmp_path)
+    chosen = checkpoints.newest_good_checkpoint(folder, checkpoints.read_run_file(tmp_path))
+    assert chosen.path.name == "ckpt-0002.json" and chosen.meta["run"] == "ours"
+    err = capsys.readouterr().err
+    assert "ckpt-0006.json is not a checkpoint of this run" in err and "ckpt-0005.json" in err
+
+
+def test_pruning_keeps_the_run_s_newest_and_leaves_a_stranger_alone(tmp_path, capsys):
+    import checkpoints
+
+    ours, folder, rows = run_folder_with_a_stranger(tmp_path)
+    written = checkpoints.save_checkpoint(ours, folder, 3, rows[:3], run="ours")
+    checkpoints.prune_checkpoints(folder, 1, written)  # --keep 1
+    names = [p.name for p in checkpoints.list_checkpoints(folder)]
+    assert names == ["ckpt-0003.json", "ckpt-0005.json", "ckpt-0006.json"]  # ours just written
+    assert "ckpt-0005.json is not a checkpoint of this run" in capsys.readouterr().err
+
+
+def test_a_stranger_under_the_name_the_run_writes_is_moved_aside_not_written_over(tmp_path,
+                                                                                  capsys):
+    import checkpoints
+
+    ours, folder, rows = run_folder_with_a_stranger(tmp_path)
+    theirs = (folder / "ckpt-0005.json").read_bytes()
+    written = checkpoints.save_checkpoint(ours, folder, 5, rows[:5], run="ours")
+    assert checkpoints.read_checkpoint(written)[0]["run"] == "ours"
+    assert (folder / "foreign-ckpt-0005.json").read_bytes() == theirs
+    assert (folder / "foreign-ckpt-0005.weights.h5").is_file()
+    assert "moved aside as foreign-ckpt-0005.json" in capsys.readouterr().err
+
+
+def test_without_run_json_the_newest_chain_decides_and_says_so(tmp_path, capsys):
+    import checkpoints
+
+    _, folder, _ = run_folder_with_a_stranger(tmp_path)
+    (tmp_path / checkpoints.RUN_FILE).unlink()
+    assert checkpoints.read_run_file(tmp_path) is checkpoints.UNKNOWN
+    assert "run.json is missing or damaged" in capsys.readouterr().err
