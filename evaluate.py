@@ -36,7 +36,7 @@ from checkpoints import (add_generator_source, load_generator, write_atomically,
 from mnist_ds import DataError, check_labels, locate_mnist, read_mnist_npz  # noqa: E402
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (EVAL_CLASSIFIER, ArgumentParser, UserError, can_create_in,  # noqa: E402
-                   check_fits_in_memory, first_line, to_unit_range)
+                   check_fits_in_memory, first_line, inspected, to_unit_range)
 
 DEFAULT_CLASSIFIER = Path(EVAL_CLASSIFIER)
 SAMPLES = 10_000  # generated digits per FID
@@ -373,7 +373,7 @@ def finite_or_null(value):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        out = check_args(args)
+        out = inspected(check_args, args)
         generator = load_generator(args.checkpoint, args.model, raw=args.raw)
         if tuple(generator.output.shape[1:]) != (28, 28, 1):
             raise UserError(f"the generator makes {generator.output.shape[1:]} images: "

@@ -35,7 +35,7 @@ from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noq
                          list_checkpoints, load_generator, write_atomically)
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (ArgumentParser, UserError, can_create_in, check_fits_in_memory,  # noqa: E402
-                   squeeze_channel, to_uint8)
+                   inspected, squeeze_channel, to_uint8)
 
 
 class Explorer:
@@ -486,7 +486,7 @@ def run_folder_of(folder):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        folder = check_args(args)
+        folder = inspected(check_args, args)
         explorer = Explorer(load_generator(args.checkpoint, args.model), args.noise_seed)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -123,6 +123,10 @@ def watch_options(args, saved=None):
     if "eval_classifier" in given and not watch.eval_every:
         raise UserError(f"--eval-classifier {watch.eval_classifier}: acts with --eval-every "
                         f"only, so this run would ignore it: leave it out or add --eval-every N")
+    if watch.eval_every:
+        import evaluate
+
+        evaluate.check_classifier_path(watch.eval_classifier, "--eval-classifier")
     for name in ("keep", "save_every", "log_every", "eval_every"):  # the counts
         value, least = getattr(watch, name), 1 if name == "keep" else 0
         if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:

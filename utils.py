@@ -90,13 +90,26 @@ def all_finite(logs):
     return all(math.isfinite(float(value)) for value in (logs or {}).values())
 
 
+def inspected(check, args):
+    """check(args), with an OSError from looking at a path the user gave (a name too long, a
+    loop of links, no permission) as one UserError line."""
+    try:
+        return check(args)
+    except OSError as error:
+        raise UserError(f"{error.filename or 'a path given'}: cannot inspect it "
+                        f"({error.strerror or error}): give another path") from None
+
+
 def can_create_in(folder):
     """True when `folder` exists as a writable folder, or could be made: its nearest existing
     parent is a writable folder (output paths are checked before the work that writes them)."""
-    folder = Path(folder).absolute()
-    while not folder.exists():
-        folder = folder.parent
-    return folder.is_dir() and os.access(folder, os.W_OK)
+    try:
+        folder = Path(folder).absolute()
+        while not folder.exists():
+            folder = folder.parent
+        return folder.is_dir() and os.access(folder, os.W_OK)
+    except OSError:  # a name too long, a loop of links: nothing can be made there
+        return False
 
 
 # ---------------------------------------------------------------------------------------------

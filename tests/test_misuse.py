@@ -277,3 +277,12 @@ def test_without_run_json_the_newest_chain_decides_and_says_so(tmp_path, capsys)
     (tmp_path / checkpoints.RUN_FILE).unlink()
     assert checkpoints.read_run_file(tmp_path) is checkpoints.UNKNOWN
     assert "run.json is missing or damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["generate", "evaluate"])
+def test_an_output_path_too_long_to_inspect_gives_one_line(tmp_path, capsys, script):
+    out = tmp_path / LONG_NAME / "f.png"
+    flags = ["mix", "--out", str(out)] if script == "generate" else ["--json", str(out)]
+    main = generate.main if script == "generate" else evaluate.main
+    assert main(["--model", str(tmp_path / "g.keras"), *flags]) == 2
+    one_line_error(capsys)
