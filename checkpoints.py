@@ -16,6 +16,7 @@ import collections
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -177,7 +178,7 @@ def save_checkpoint(model, ckpt_dir, epoch, history=(), step=0, watch=None, run=
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     meta_path = checkpoint_json(ckpt_dir, epoch, step)
     weights = weights_of(meta_path)
-    if meta_path.exists() and run_of(meta_path) != run:
+    if (meta_path.exists() or weights.exists()) and not intact_of(meta_path, run):
         move_aside(meta_path)
     write_atomically(weights, model.save_weights)
     meta = {"format": CHECKPOINT_FORMAT, "run": run, "epoch": epoch, "step": step,
@@ -236,6 +237,10 @@ def read_checkpoint(meta_path):
         if not weights.is_file() or meta.get("sha256") != digest(meta, weights):
             raise CheckpointError(f"checkpoint {meta_path} or its weights {weights.name} were "
                                   f"changed or damaged since they were written (SHA-256)")
+        if checkpoint_position(meta_path) is None:
+            raise CheckpointError(f"{meta_path.name} is not named as train.py names checkpoints "
+                                  f"(ckpt-NNNN.json, ckpt-NNNN-stepSSSSSS.json): a foreign-* "
+                                  f"one was moved aside by a run; rename it to use it")
         if checkpoint_position(meta_path) != (meta["epoch"], meta["step"]):
             raise CheckpointError(f"checkpoint {meta_path} is named for other epochs or steps "
                                   f"than it holds ({meta['epoch']} epochs, {meta['step']} steps)")
@@ -414,8 +419,8 @@ def lineage(ckpt_dir, written):
         meta = _json(path)
         history = meta.get("history") if meta else None
         same = (mine is not None and isinstance(history, list)
-                and meta.get("run") == mine.get("run")
-                and history == mine.get("history", [])[:len(history)])
+                and history == mine.get("history", [])[:len(history)]
+                and intact_of(path, mine.get("run")))
         (ours if same else strangers).append(path)
     return ours, strangers
 
@@ -424,6 +429,17 @@ def run_of(meta_path):
     """The run id a checkpoint's json names ("" where it cannot be read)."""
     meta = _json(meta_path)
     return meta.get("run", "") if meta else ""
+
+
+def intact_of(meta_path, run):
+    """Whether checkpoint `meta_path` is whole, unchanged since written (its SHA-256) and of the
+    run `run`: one the run may replace or prune."""
+    meta, weights = _json(meta_path), weights_of(meta_path)
+    try:
+        return (meta is not None and meta.get("run", "") == run and weights.is_file()
+                and meta.get("sha256") == digest(meta, weights))
+    except OSError:
+        return False
 
 
 def _json(path):
@@ -438,13 +454,18 @@ def _json(path):
 
 
 def move_aside(meta_path):
-    """A checkpoint that is not the run's, where the run writes one of the same name: renamed
-    `foreign-<name>` (no checkpoint's name, so nothing lists or prunes it), never deleted."""
-    for path in (meta_path, weights_of(meta_path)):
-        if path.exists():
-            os.replace(path, path.with_name(f"foreign-{path.name}"))
-    warn_once(f"warning: {meta_path} was not a checkpoint of this run: moved aside as "
-              f"foreign-{meta_path.name}, not written over")
+    """Files under the name the run writes next that are not an intact checkpoint of the run
+    (another run's, damaged, a stray weights file): renamed `foreign-<name>` (or
+    `foreign-2-<name>`, ...: never over another file), a name nothing lists or prunes."""
+    pair = [path for path in (meta_path, weights_of(meta_path)) if os.path.lexists(path)]
+    for i in itertools.count(1):
+        prefix = "foreign-" if i == 1 else f"foreign-{i}-"
+        if not any(os.path.lexists(path.with_name(prefix + path.name)) for path in pair):
+            break
+    for path in pair:
+        os.rename(path, path.with_name(prefix + path.name))
+    warn_once(f"warning: {meta_path.name} in {meta_path.parent} was not an intact checkpoint of "
+              f"this run: moved aside as {prefix}{meta_path.name}, not written over")
 
 
 _warned = set()

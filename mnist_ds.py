@@ -104,11 +104,16 @@ def read_mnist_npz(path):
                         f"give the mnist.npz file itself")
     _check_sizes(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}  # an .npy has no .files: not an npz
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as npz:
+                arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, TypeError, AttributeError, zipfile.BadZipFile, EOFError) as error:
         raise DataError(f"data file {path} is not a readable .npz file ({first_line(error)}): "
                         f"give Keras' mnist.npz") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"data file {path} is one array (.npy), not an .npz archive of x_train, "
+                        f"y_train, ...: give Keras' mnist.npz")
     if "x_train" not in arrays:
         raise DataError(f"data file {path} has no x_train array (it has: "
                         f"{', '.join(sorted(arrays)) or 'nothing'}): give Keras' mnist.npz")

@@ -286,3 +286,40 @@ def test_an_output_path_too_long_to_inspect_gives_one_line(tmp_path, capsys, scr
     main = generate.main if script == "generate" else evaluate.main
     assert main(["--model", str(tmp_path / "g.keras"), *flags]) == 2
     one_line_error(capsys)
+
+
+def test_moving_aside_never_writes_over_a_file_already_there(tmp_path):
+    import checkpoints
+
+    ours, folder, rows = run_folder_with_a_stranger(tmp_path)
+    (folder / "foreign-ckpt-0005.json").write_text("precious")  # the user's, or a stranger's
+    (folder / "foreign-ckpt-0005.weights.h5").write_text("precious too")
+    theirs = (folder / "ckpt-0005.json").read_bytes()
+    checkpoints.save_checkpoint(ours, folder, 5, rows[:5], run="ours")
+    assert (folder / "foreign-ckpt-0005.json").read_text() == "precious"
+    assert (folder / "foreign-ckpt-0005.weights.h5").read_text() == "precious too"
+    assert (folder / "foreign-2-ckpt-0005.json").read_bytes() == theirs
+
+
+def test_a_lone_weights_file_or_a_damaged_own_checkpoint_is_moved_aside(tmp_path):
+    import checkpoints
+
+    ours, folder, rows = run_folder_with_a_stranger(tmp_path)
+    (folder / "ckpt-0003.weights.h5").write_text("lonely")  # no json beside it
+    checkpoints.save_checkpoint(ours, folder, 3, rows[:3], run="ours")
+    assert (folder / "foreign-ckpt-0003.weights.h5").read_text() == "lonely"
+    damaged = folder / "ckpt-0002.weights.h5"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 255
+    damaged.write_bytes(bytes(data))  # the run's own, damaged: not replaced, not pruned
+    checkpoints.save_checkpoint(ours, folder, 2, rows[:2], run="ours")
+    assert (folder / "foreign-ckpt-0002.weights.h5").read_bytes() == bytes(data)
+    written = checkpoints.save_checkpoint(ours, folder, 4, rows[:4], run="ours")
+    checkpoints.prune_checkpoints(folder, 1, written)
+    assert (folder / "foreign-ckpt-0002.weights.h5").is_file()
+
+
+def test_an_npy_as_data_is_named_as_one_array(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((4, 28, 28), np.uint8))
+    assert train_cli.main(["--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r")]) == 2
+    assert "is one array (.npy), not an .npz archive" in one_line_error(capsys)
