@@ -80,7 +80,7 @@ def test_a_data_file_that_is_not_an_npz_is_named(tmp_path, capsys):
     npy = tmp_path / "x.npy"
     np.save(npy, np.zeros((3, 28, 28), np.uint8))
     assert train_cli.main(["--data", str(npy), "--out", str(tmp_path / "run")]) == 2
-    assert f"data file {npy} is not a readable .npz file" in capsys.readouterr().err
+    assert f"data file {npy} is one array (.npy), not an .npz archive" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -317,9 +317,3 @@ def test_a_lone_weights_file_or_a_damaged_own_checkpoint_is_moved_aside(tmp_path
     written = checkpoints.save_checkpoint(ours, folder, 4, rows[:4], run="ours")
     checkpoints.prune_checkpoints(folder, 1, written)
     assert (folder / "foreign-ckpt-0002.weights.h5").is_file()
-
-
-def test_an_npy_as_data_is_named_as_one_array(tmp_path, capsys):
-    np.save(tmp_path / "x.npy", np.zeros((4, 28, 28), np.uint8))
-    assert train_cli.main(["--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "r")]) == 2
-    assert "is one array (.npy), not an .npz archive" in one_line_error(capsys)
