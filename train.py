@@ -113,25 +113,26 @@ def parse_args(argv=None):
 
 def watch_options(args, saved=None):
     """The run's Watch: the flags given, over the resumed run's (`saved`, a dict) or the
-    defaults; each count checked."""
+    defaults; each checked."""
     given = {name: getattr(args, name) for name in Watch._fields
              if getattr(args, name) is not None}
-    saved = {name: value for name, value in (saved or {}).items() if name in Watch._fields}
-    watch = Watch(**{**Watch()._asdict(), **saved, **given})
+    from_run = {name: value for name, value in (saved or {}).items() if name in Watch._fields}
+    watch = Watch(**{**Watch()._asdict(), **from_run, **given})
+    for name in ("keep", "save_every", "log_every", "eval_every"):  # the counts
+        value, least = getattr(watch, name), 1 if name == "keep" else 0
+        if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:
+            raise UserError(f"{config_lib.flag(name)} must be in [{least}, "
+                            f"{config_lib.FIELD_LIMIT}], got {value}")
     if not isinstance(watch.eval_classifier, str):
         raise UserError(f"--eval-classifier must be a path, got {watch.eval_classifier!r}")
-    if "eval_classifier" in given and not watch.eval_every:
+    not_read_yet = args.resume and saved is None  # the resumed run's own --eval-every
+    if "eval_classifier" in given and not watch.eval_every and not not_read_yet:
         raise UserError(f"--eval-classifier {watch.eval_classifier}: acts with --eval-every "
                         f"only, so this run would ignore it: leave it out or add --eval-every N")
     if watch.eval_every:
         import evaluate
 
         evaluate.check_classifier_path(watch.eval_classifier, "--eval-classifier")
-    for name in ("keep", "save_every", "log_every", "eval_every"):  # the counts
-        value, least = getattr(watch, name), 1 if name == "keep" else 0
-        if type(value) is not int or not least <= value <= config_lib.FIELD_LIMIT:
-            raise UserError(f"{config_lib.flag(name)} must be in [{least}, "
-                            f"{config_lib.FIELD_LIMIT}], got {value}")
     return watch
 
 

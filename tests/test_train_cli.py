@@ -249,3 +249,12 @@ def test_one_lever_travels_from_flag_to_optimizer_to_checkpoint_to_resume(tmp_pa
     assert model.g_optimizer.beta_2 == model.d_optimizer.beta_2 == 0.9
     assert resolve("--resume", saved=config).beta_2 == 0.9  # left out: the run's own
     assert resolve("--resume", "--beta-2", 0.95, saved=config).beta_2 == 0.95
+
+
+def test_a_resumed_run_may_name_a_classifier_for_the_eval_every_it_kept(tmp_path):
+    watch = train_cli.watch_options
+    args = train_cli.parse_args(["--resume", "--eval-classifier", str(tmp_path / "c.keras")])
+    watch(args)  # before the run's own flags are read: not refused
+    assert watch(args, {"eval_every": 2}).eval_classifier == str(tmp_path / "c.keras")
+    with pytest.raises(train_cli.UserError, match="acts with --eval-every only"):
+        watch(args, {"eval_every": 0})
