@@ -384,7 +384,7 @@ def not_continued(newer, older):
     """What shows that checkpoint `newer` is not of the run that wrote `older` (a setting
     marked fixed, or the loss history), or None."""
     for name in config_lib.fixed_fields():
-        if name in ("data", "dataset"):  # a path: the files may have moved between the two
+        if name in config_lib.PATH_FIELDS:  # the files may have moved between the two
             continue
         if getattr(newer.config, name) != getattr(older.config, name):
             return f"its {name} differs"

@@ -248,6 +248,9 @@ def to_dict(config):
     return dataclasses.asdict(config)
 
 
+PATH_FIELDS = ("data", "dataset")  # fixed, but the files may move: a new path is taken
+
+
 def fixed_fields():
     return [name for name, f in FIELDS.items() if f.metadata["fixed"]]
 

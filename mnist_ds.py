@@ -69,8 +69,16 @@ def _readable(path, say=False):
         read_mnist_npz(path)
         return True
     except DataError as error:
-        if say and "does not exist" not in str(error):
+        if say and not _missing(path):  # there, but not usable: say why it is passed over
             print(f"note: skipping {path}: {error}", file=sys.stderr)
+        return False
+
+
+def _missing(path):
+    """True where nothing is at `path` (not where it cannot be looked at)."""
+    try:
+        return file_mode(path, "data file", DataError) is None
+    except DataError:
         return False
 
 

@@ -457,9 +457,8 @@ class StyleGAN(keras.Model):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
     def compile(self, **kwargs):
-        """Adam (beta_1 0, as the tutorial's step) for D and one for G, or with
-        config.shared_optimizer the tutorial's single Adam for both (one step counter that both
-        updates advance). Under mixed_float16 the optimizer scales the loss."""
+        """Adam (beta_1 0) for D and one for G, or the tutorial's single Adam for both
+        (config.shared_optimizer). Under mixed_float16 the optimizer scales the loss."""
         super().compile(**kwargs)
         adam = lambda: keras.optimizers.Adam(self.config.lr, 0.0, self.config.beta_2)
         self.d_optimizer = adam()
@@ -570,13 +569,12 @@ class StyleGAN(keras.Model):
             else:
                 ema_var.assign(var)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=False):  # the model is its generator
         return self.g(inputs, training=training)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Nothing to build: the networks and optimizers are built before fit (under a strategy
-        Keras 3 would average a batch over replicas here, which fails across the workers of
-        MultiWorkerMirroredStrategy: keras-team/keras#20585)."""
+        """Nothing to build: all is built before fit (Keras 3's build here fails across the
+        workers of MultiWorkerMirroredStrategy: keras-team/keras#20585)."""
 
 
 def _global_batch(batch_size):

@@ -152,7 +152,7 @@ def resolve_config(args, saved=None):
     preset's. A resumed run refuses a flag that would change a `fixed` setting; every run
     refuses a flag for a setting its recipe would not read."""
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
-    for key in ("data", "dataset"):
+    for key in config_lib.PATH_FIELDS:
         if given.get(key):
             given[key] = absolute(given[key], config_lib.flag(key))
     if saved is not None:
@@ -199,7 +199,7 @@ def absolute(path, flag):
 def check_unchanged(saved, given):
     for key in config_lib.fixed_fields():
         if key in given and given[key] != getattr(saved, key):
-            if key in ("data", "dataset") and not Path(getattr(saved, key)).exists():
+            if key in config_lib.PATH_FIELDS and not Path(getattr(saved, key)).exists():
                 continue  # the run's file or folder moved: the new path is taken
             was, now = as_flags(key, getattr(saved, key)), as_flags(key, given[key])
             raise UserError(f"--resume: the run was trained with {was}, not {now}: drop "
