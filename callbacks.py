@@ -6,6 +6,8 @@ import collections
 import csv
 import io
 import signal
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -203,6 +205,86 @@ class RunKeeper(keras.callbacks.Callback):
             return None
         return (f"the weights at that step as {self.mid_epoch.checkpoint.name} and the grid "
                 f"{self.mid_epoch.grid.name}")
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """The epoch's bar, counting the epoch's own steps (a resumed epoch goes on at 165/937, not
+    1/773) and left at the step reached when training stops (Keras' own bar jumps to the
+    epoch's end at Ctrl-C). After the run's first `measure` steps past compiling, one line says
+    what the whole run's training steps will take at the speed measured; `eta_note` (from
+    train.py) adds why where the machine is slow."""
+
+    WIDTH = 30  # characters of the bar
+
+    def __init__(self, keeper, epochs, measure=30, eta_note=""):
+        super().__init__()
+        self.keeper, self.epochs, self.measure, self.eta_note = keeper, epochs, measure, eta_note
+        self.live = sys.stdout.isatty()  # a terminal redraws one line; a log gets a few lines
+        self.timed = None  # (step, time) of this epoch's first step done, after compiling
+        self.run_timed = None  # the same for the run, for the whole run's estimate
+        self.drawn_at, self.drawn_step = 0.0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+        self.timed = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, now = self.keeper.step, time.time()
+        if self.timed is None:
+            self.timed = (step, now)
+        if self.run_timed is None:
+            self.run_timed = (self.steps_done(), now)
+        elif self.run_timed is not True:
+            self.time_the_run(now)
+        total = self.keeper.steps_per_epoch
+        if (self.live and now - self.drawn_at >= 0.1) or (
+                not self.live and step % max(1, total // 10) == 0 and step < total):
+            self.draw(logs, now)  # (a log gets the epoch's last line at its end, with the FID)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.live or self.drawn_step != self.keeper.step:
+            self.draw(logs, time.time())  # the step reached, also when stopped
+        if self.live:
+            print(flush=True)
+
+    def draw(self, logs, now):
+        step, total = self.keeper.step, self.keeper.steps_per_epoch
+        first, start = self.timed or (step, now)
+        per_step = (now - start) / (step - first) if step > first else 0.0
+        filled = self.WIDTH * step // total
+        timing = (f" {duration(now - start)}" if step == total else
+                  f" {duration(per_step * (total - step))} left, {1000 * per_step:.0f} ms/step"
+                  if per_step else "")
+        values = "".join(f" - {key}: {float(value):.4f}" for key, value in (logs or {}).items())
+        line = f"{step}/{total} [{'=' * filled}{'.' * (self.WIDTH - filled)}]{timing}{values}"
+        print(f"\r{line}\033[K" if self.live else line, end="" if self.live else "\n",
+              flush=True)
+        self.drawn_at, self.drawn_step = now, step
+
+    def steps_done(self):
+        return (self.keeper.epoch - 1) * self.keeper.steps_per_epoch + self.keeper.step
+
+    def time_the_run(self, now):
+        first, start = self.run_timed
+        if self.steps_done() == first:
+            return
+        done, total = self.steps_done(), self.epochs * self.keeper.steps_per_epoch
+        if done - first < self.measure and done < total and \
+                self.keeper.step < self.keeper.steps_per_epoch:
+            return
+        self.run_timed = True  # said once
+        per_step = (now - start) / (done - first)
+        print(f"\nMeasured {1000 * per_step:.0f} ms a step: the {total - done:,} steps left take "
+              f"about {duration(per_step * (total - done))} on this machine (each epoch's grid "
+              f"and checkpoint add a few seconds).{self.eta_note}", flush=True)
+
+
+def duration(seconds):
+    """'1 h 05 min', '13 min 20 s' or '40 s'."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 class TensorBoardLog:

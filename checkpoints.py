@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import config as config_lib
-from utils import UserError, file_mode, first_line
+from utils import SHIPPED_GENERATOR, UserError, check_shipped, file_mode, first_line
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 5  # the version of the json's layout: the one this code reads
@@ -482,17 +482,19 @@ def warn_once(message):
 # ---------------------------------------------------------------------------------------------
 def add_generator_source(parser):
     """The --checkpoint / --model choice of generate.py and evaluate.py."""
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a training checkpoint's .json")
-    source.add_argument("--model", help="a generator.keras that train.py exported")
+    source.add_argument("--model", help="a generator.keras that train.py exported (default: the "
+                                        "shipped models/generator.keras)")
 
 
 def load_generator(checkpoint=None, model=None, raw=False):
-    """The generator of a training checkpoint (its .json) or of an exported .keras file, checked
-    to be one of this project's generators with finite weights. A checkpoint gives its moving
-    average of G's weights where it has one, unless raw."""
-    if model:
-        generator = _load_exported(Path(model))
+    """The generator of a training checkpoint (its .json) or of an exported .keras file (without
+    either: the shipped one), checked to be one of this project's generators with finite
+    weights. A checkpoint gives its moving average of G's weights where it has one, unless
+    raw."""
+    if model or not checkpoint:
+        generator = _load_exported(Path(model or SHIPPED_GENERATOR))
     else:
         path = Path(checkpoint)
         if not path.is_file() or path.suffix != ".json":
@@ -512,6 +514,7 @@ def _load_exported(path):
 
     import stylegan  # registers the layers the saved generator names
 
+    check_shipped(path)
     mode = file_mode(path, "model file", UserError)
     if mode is None:
         raise UserError(f"model file {path} does not exist: give the generator.keras that "

@@ -609,21 +609,10 @@ def build_networks(config):
     """(generator, discriminator, generator_ema) for a config.Config: the tutorial's 28x28
     networks for MNIST, the grown ones for a folder of images; generator_ema (a second
     generator for G's moving average) is None when config.ema_beta is 0."""
-    arch = architecture(config.image_size, config.filters, config.styled_to_image)
     img_shape = (config.image_size, config.image_size, config.channels)
-    init = INITS[config.init]
-
-    def new_generator():
-        return build_generator(config.latent_dim, arch["n_style"], config.w_dim, arch["filters"],
-                               arch["const_channels"], config.mapping_layers,
-                               config.mapping_activation, img_shape, arch["upsample"],
-                               config.styled_to_image, config.mapping_lr_mult,
-                               init["const_init"], leaky_slope=config.leaky_slope,
-                               noise_init_std=init["noise_init_std"], mod_init=init["mod_init"])
-
-    generator, generator_ema = new_generator(), None
+    generator, generator_ema = generator_of(config), None
     if config.ema_beta:  # G's moving average starts as a copy of G and is never trained
-        generator_ema = new_generator()
+        generator_ema = generator_of(config)
         generator_ema.set_weights(generator.get_weights())
         generator_ema.trainable = False
     if config.image_size == MNIST_SIZE:
@@ -636,6 +625,33 @@ def build_networks(config):
             img_shape, filters=config.filters, minibatch_std=config.minibatch_std,
             leaky_slope=config.leaky_slope)
     return generator, discriminator, generator_ema
+
+
+def generator_of(config):
+    """A new generator for a config.Config, under the dtype policy set before the call."""
+    arch = architecture(config.image_size, config.filters, config.styled_to_image)
+    init = INITS[config.init]
+    return build_generator(config.latent_dim, arch["n_style"], config.w_dim, arch["filters"],
+                           arch["const_channels"], config.mapping_layers,
+                           config.mapping_activation,
+                           (config.image_size, config.image_size, config.channels),
+                           arch["upsample"], config.styled_to_image, config.mapping_lr_mult,
+                           init["const_init"], leaky_slope=config.leaky_slope,
+                           noise_init_std=init["noise_init_std"], mod_init=init["mod_init"])
+
+
+def float32_copy(generator, config):
+    """The generator with the same weights, computing in float32: what train.py exports, so that
+    a generator.keras trained in mixed precision runs at full speed on a machine without
+    bfloat16 or float16 units (the weights are float32 under every policy)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        copy = generator_of(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    copy.set_weights(generator.get_weights())
+    return copy
 
 
 def make_gan(config, jit_compile=False):

@@ -2,6 +2,7 @@
 and checks made before any work starts.
 """
 import argparse
+import hashlib
 import math
 import os
 import re
@@ -44,7 +45,31 @@ def quiet_tensorflow_start():
                     sys.stderr.write(line)
 
 
-EVAL_CLASSIFIER = "visual/mnist_classifier.keras"  # evaluate.py's classifier, and --eval-every's
+# The trained models the project ships (models/README.md: the commands that made them, their
+# figures), checked against their SHA-256 on every load, as data/mnist.npz is
+MODELS = Path(__file__).resolve().parent / "models"
+OUT_DIR = Path("out")  # where generate.py and evaluate.py write by default (git-ignored)
+SHIPPED_GENERATOR = str(MODELS / "generator.keras")  # generate.py's and evaluate.py's default
+EVAL_CLASSIFIER = str(MODELS / "mnist_classifier.keras")  # evaluate.py's, and --eval-every's
+SHIPPED_SHA256 = {
+    "generator.keras": "TBD",
+    "mnist_classifier.keras": "TBD",
+}
+
+
+def check_shipped(path):
+    """A shipped model must be the file models/README.md measured: UserError if it is missing
+    or its bytes differ. Any other path passes (it is checked as a model when loaded)."""
+    path = Path(path)
+    if path.absolute().parent.resolve() != MODELS or path.name not in SHIPPED_SHA256:
+        return
+    restore = f"restore it with `git checkout models/{path.name}`"
+    if not path.is_file():
+        raise UserError(f"{path} is missing: {restore}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != SHIPPED_SHA256[path.name]:
+        raise UserError(f"{path} is not the shipped file (SHA-256 {digest[:12]}..., expected "
+                        f"{SHIPPED_SHA256[path.name][:12]}...): {restore}")
 
 
 class UserError(Exception):

@@ -2,11 +2,14 @@
 import csv
 import dataclasses
 import math
+import re
 import subprocess
 import sys
+import types
 
 import pytest
 
+import callbacks
 import train as train_cli
 from conftest import ROOT, assert_same_weights
 from conftest import train_in_subprocess as train
@@ -258,3 +261,49 @@ def test_a_resumed_run_may_name_a_classifier_for_the_eval_every_it_kept(tmp_path
     assert watch(args, {"eval_every": 2}).eval_classifier == str(tmp_path / "c.keras")
     with pytest.raises(train_cli.UserError, match="acts with --eval-every only"):
         watch(args, {"eval_every": 0})
+
+
+def feed(bar, keeper, steps, logs=None):
+    for step in steps:
+        keeper.step = step
+        bar.on_train_batch_end(step, logs or {"d_loss": 0.5, "g_loss": 1.0})
+
+
+def bar_counts(text, total):
+    return [int(count) for count in re.findall(rf"^(\d+)/{total} \[", text, re.M)]
+
+
+def test_the_bar_counts_the_epochs_own_steps_and_stays_where_training_stopped(capsys):
+    # epoch 2 of 3 resumed after step 164 of 937, stopped (Ctrl-C) after step 199
+    keeper = types.SimpleNamespace(steps_per_epoch=937, epoch=2, step=164)
+    bar = callbacks.ProgressBar(keeper, epochs=3, measure=5)
+    bar.on_epoch_begin(1)
+    feed(bar, keeper, range(165, 200))
+    bar.on_epoch_end(1, {"d_loss": 0.5, "g_loss": 1.0})
+    out = capsys.readouterr().out
+    counts = bar_counts(out, 937)
+    assert counts and min(counts) >= 165 and counts[-1] == 199, out
+    # the run's estimate after 5 timed steps (165 untimed: it compiles): 2 x 937 + 937 - 170
+    assert "the 1,704 steps left take about" in out, out
+
+
+def test_a_finished_epoch_ends_the_bar_at_its_last_step_and_the_estimate_comes_once(capsys):
+    keeper = types.SimpleNamespace(steps_per_epoch=4, epoch=1, step=0)
+    bar = callbacks.ProgressBar(keeper, epochs=2, measure=30)
+    for epoch in (1, 2):
+        keeper.epoch = epoch
+        bar.on_epoch_begin(epoch - 1)
+        feed(bar, keeper, range(1, 5))
+        bar.on_epoch_end(epoch - 1, {"d_loss": 0.5, "g_loss": 1.0})
+    out = capsys.readouterr().out
+    assert bar_counts(out, 4).count(4) == 2, out
+    # an epoch shorter than `measure` steps: said at its end, from the 3 steps after the first
+    assert out.count("steps left take") == 1 and "the 4 steps left" in out, out
+
+
+def test_the_time_estimate_says_why_only_on_a_cpu_without_bfloat16_units(monkeypatch):
+    monkeypatch.setattr(train_cli, "auto_precision", lambda: "float32")
+    assert "no bfloat16 units" in train_cli.slow_cpu_note("float32")
+    assert train_cli.slow_cpu_note("mixed_bfloat16") == ""
+    monkeypatch.setattr(train_cli, "auto_precision", lambda: "mixed_bfloat16")
+    assert train_cli.slow_cpu_note("float32") == ""  # float32 chosen on a CPU that has them
