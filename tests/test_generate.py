@@ -1,8 +1,9 @@
-"""generate.py: every subcommand on a tiny generator, determinism, one-line errors; the
-SavedModel export."""
+"""generate.py: every subcommand on a tiny generator, determinism, one-line errors, seed
+ranges, the output folder and names (never one written over); the SavedModel export."""
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +96,12 @@ def test_levels_swap_exactly_one_layer(model_file):
     (["mix", "--layers", "2:9"], "style layers 0..2"),
     (["mix", "--layers", "top"], "give coarse, middle, fine or a range"),
     (["mix", "--rows", "a,b"], "comma-separated whole numbers"),
+    (["mix", "--rows", "1-2-3"], "comma-separated whole numbers or ranges A-B"),
+    (["mix", "--cols", "5-3"], "the range 5-3 runs backwards; write 3-5"),
+    (["truncation", "--seeds", "-1"], "seeds are 0 or more"),
+    (["levels", "--others", ","], "give at least one seed"),
+    (["interpolate", "--seeds", "4-4"], "at least two seeds"),
+    (["--outdir", "", "mix"], "--outdir: give a folder"),
     (["interpolate", "--seeds", "1"], "at least two seeds"),
     (["samples", "--png", ""], "--png: give a folder"),
     (["samples", "--png", "pngs", "--out", "s.npy"], "--out and --png: give one of them"),
@@ -103,6 +110,102 @@ def test_bad_arguments_give_one_line(model_file, capsys, args, message):
     assert run(model_file, *args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def parse(seeds):
+    return generate.expanded(generate.parse_seeds(seeds, "--seeds"))
+
+
+def test_seed_lists_take_ranges_as_nvlabs_scripts_do():
+    assert parse("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse(" 2, 0-1 ,") == [2, 0, 1]  # in the order given, spaces and a last comma left
+    assert parse("5-5") == [5]
+    assert generate.seeds_label(parse("1,2,3,4,5,9,11-12")) == "1-5,9,11-12"
+
+
+@pytest.mark.parametrize("flags", [  # first those a list could not even hold: they fail fast
+    ["mix", "--rows", "1", "--cols", f"0-{10 ** 30}"],
+    ["truncation", "--seeds", f"0-{10 ** 30}", "--psis", "1"],
+    ["mix", "--rows", "0-999999999999"],
+    ["levels", "--others", "1,0-999999999999"],
+    ["interpolate", "--seeds", "0-999999999999", "--steps", "1"],
+])
+def test_a_giant_range_is_refused_by_its_size_at_once(tmp_path, capsys, flags):
+    start = time.perf_counter()
+    # no model there: the count must be refused before the generator is looked for
+    assert generate.main(["--model", str(tmp_path / "none.keras"), "--outdir", str(tmp_path),
+                          *flags]) == 2
+    assert time.perf_counter() - start < 1  # counted, never expanded into a list
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "images in one figure" in err or "frames" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def default_target(tmp_path, *argv):
+    """The path generate.py would write for these flags, found without a generator."""
+    args = generate.parse_args(["--outdir", str(tmp_path), *argv])
+    generate.check_args(args)
+    return args.target
+
+
+def test_default_names_tell_the_subcommand_seeds_and_settings(tmp_path):
+    names = {tuple(argv): default_target(tmp_path, *argv).name for argv in [
+        ["mix"], ["mix", "--rows", "1,2,3,4,5", "--cols", "6-10"], ["mix", "--layers", "fine"],
+        ["mix", "--crossover", "2"], ["mix", "--rows", "1-4"], ["mix", "--layers", "1:3"],
+        ["mix", "--pair", "3", "7", "--crossover", "2"], ["mix", "--pair", "7", "3"],
+        ["--noise-seed", "1", "mix"], ["truncation", "--psis", "1,0.7,0"],
+        ["truncation", "--psis", "1,0.7000001,0"], ["noise"], ["noise", "--draws", "50"],
+        ["levels"], ["interpolate"], ["interpolate", "--steps", "8"], ["samples"],
+        ["samples", "--psi", "0.7"], ["samples", "--n", "10"],
+        ["truncation", "--psis", "1", "--seeds", ",".join(str(2 * i) for i in range(100))],
+        ["truncation", "--psis", "1", "--seeds", ",".join(str(2 * i) for i in range(101))]]}
+    assert names[("mix",)] == "mix-rows1-5-cols6-10-coarse.png"
+    assert names[("mix", "--rows", "1,2,3,4,5", "--cols", "6-10")] == names[("mix",)]  # same
+    assert names[("mix", "--pair", "3", "7", "--crossover", "2")] == "mix-pair3-7-crossover2.png"
+    assert names[("truncation", "--psis", "1,0.7,0")] == "truncation-seeds1-5-psi1,0.7,0.png"
+    assert names[("interpolate",)] == "interpolate-seeds1-4-steps24.gif"
+    assert names[("samples",)] == "samples-n1000-seed0-psi1.npy"
+    assert names[("--noise-seed", "1", "mix")] == "mix-rows1-5-cols6-10-coarse-noise1.png"
+    different = set(names.values())
+    assert len(different) == len(names) - 1  # only the one pair of equal settings
+    assert all(len(name) <= 110 and "/" not in name and ":" not in name for name in different)
+
+
+def test_outdir_is_made_and_every_output_goes_there(model_file, tmp_path, capsys):
+    figures = tmp_path / "new" / "figures"
+    assert generate.main(["--model", str(model_file), "--outdir", str(figures), "mix",
+                          "--rows", "1-2", "--cols", "3"]) == 0
+    assert (figures / "mix-rows1-2-cols3-coarse.png").is_file()
+    # after the subcommand too; a bare --out goes into it, a path with a folder as given
+    assert run(model_file, "levels", "--others", "2", "--outdir", figures, "--out", "l.png") == 0
+    assert run(model_file, "noise", "--draws", "2", "--outdir", figures,
+               "--out", tmp_path / "n.png") == 0
+    assert sorted(path.name for path in figures.iterdir()) == [
+        "l.png", "mix-rows1-2-cols3-coarse.png"]
+    assert (tmp_path / "n.png").is_file()
+    assert f"Wrote {figures / 'mix-rows1-2-cols3-coarse.png'}\n" in capsys.readouterr().out
+
+
+def test_a_file_already_there_is_never_written_over(model_file, tmp_path, capsys):
+    name = "truncation-seeds1-psi1.png"
+    (tmp_path / name).write_bytes(b"mine")
+    for _ in range(2):
+        assert run(model_file, "truncation", "--seeds", "1", "--psis", "1",
+                   "--outdir", tmp_path) == 0
+    assert (tmp_path / name).read_bytes() == b"mine"
+    for number in (2, 3):
+        assert Image.open(tmp_path / f"truncation-seeds1-psi1-{number}.png").size[0] > 100
+    out = capsys.readouterr().out
+    assert f"Wrote {tmp_path / 'truncation-seeds1-psi1-3.png'} ({tmp_path / name} was taken" \
+        in out
+    # an explicit --out, a .npy and --mixed's folder alike
+    for _ in range(2):
+        assert run(model_file, "samples", "--n", 2, "--out", tmp_path / "s.npy") == 0
+        assert run(model_file, "samples", "--n", 2, "--mixed", tmp_path / "m") == 0
+    assert np.load(tmp_path / "s-2.npy").shape == (2, 28, 28, 1)
+    assert sorted(path.name for path in (tmp_path / "m-2").iterdir()) == [
+        "coarse.npy", "fine.npy", "mixed.npy"]
 
 
 def test_a_missing_checkpoint_or_one_of_another_configuration_is_refused(tiny_model, tmp_path,
