@@ -112,14 +112,11 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
                 titles=None):
     """cells [rows, cols, h, w] (values in [-1, 1], NaN for an empty cell) as a labelled grid;
     col_labels title the top row, or titles[r][c] every cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: no pyplot, no backend to set
 
     rows, cols = cells.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 1, 1.35 * rows + 1.2),
-                             squeeze=False)
+    fig = Figure(figsize=(1.1 * cols + 1, 1.35 * rows + 1.2))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
@@ -142,9 +139,7 @@ def save_figure(cells, path, title, row_labels=(), col_labels=(), xlabel="", yla
     fig.supxlabel(xlabel, fontsize=9)
     fig.supylabel(ylabel, fontsize=9)
     fig.tight_layout()
-    path = write_new(path, lambda tmp: fig.savefig(tmp, dpi=100))
-    plt.close(fig)
-    return path
+    return write_new(path, lambda tmp: fig.savefig(tmp, dpi=100))
 
 
 def cmd_mix(ex, args):

@@ -52,8 +52,8 @@ OUT_DIR = Path("out")  # where generate.py and evaluate.py write by default (git
 SHIPPED_GENERATOR = str(MODELS / "generator.keras")  # generate.py's and evaluate.py's default
 EVAL_CLASSIFIER = str(MODELS / "mnist_classifier.keras")  # evaluate.py's, and --eval-every's
 SHIPPED_SHA256 = {
-    "generator.keras": "TBD",
-    "mnist_classifier.keras": "TBD",
+    "generator.keras": "8c14f801e44d523ba7ff096cef49354f62440451055083feedfee39876d18e3a",
+    "mnist_classifier.keras": "a33f82daebdf5fc633c1ca5802adb73bbefc5e0cedbbb53ec435879e8d34ad4e",
 }
 
 

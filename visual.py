@@ -94,22 +94,19 @@ def make_gif(out_dir, frame_ms=400):
 
 def plot_losses(history_csv, path):
     """Discriminator and generator loss per epoch, from train.py's history.csv."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: no pyplot, no backend to set
 
     with open(history_csv) as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
     epochs = [int(r["epoch"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.subplots()
     for key in ("d_loss", "g_loss"):
         ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
     ax.set(xlabel="epoch", ylabel="mean loss over the epoch", title="StyleGAN training losses")
     ax.legend()
     fig.tight_layout()
     write_atomically(path, fig.savefig)
-    plt.close(fig)
     return path

@@ -160,6 +160,8 @@ def test_a_run_killed_after_a_step_checkpoint_goes_on_as_if_it_never_stopped(tmp
     resumed = train(*QUICK, *flags, "--resume", "--out", out)
     assert resumed.returncode == 0, resumed.stderr
     assert "Epoch 1 goes on from step" in resumed.stdout  # killed long before its 20th step
+    counts = [int(count) for count in re.findall(r"^(\d+)/20 \[", resumed.stdout, re.M)]
+    assert counts and counts[0] > 4 and counts[-1] == 20  # the bar counts on from step 5
     # the same data from the same step, the same random draws (the Dropout layers' too) and
     # the epoch's running mean losses: the same history and weights as the unbroken run's
     assert (out / "history.csv").read_text() == (tmp_path / "unbroken" / "history.csv"
