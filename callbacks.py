@@ -272,7 +272,9 @@ class ProgressBar(keras.callbacks.Callback):
         if done - first < self.measure and done < total and \
                 self.keeper.step < self.keeper.steps_per_epoch:
             return
-        self.run_timed = True  # said once
+        self.run_timed = True  # said once (or never, for a run whose steps are all done)
+        if done == total:
+            return
         per_step = (now - start) / (done - first)
         print(f"\nMeasured {1000 * per_step:.0f} ms a step: the {total - done:,} steps left take "
               f"about {duration(per_step * (total - done))} on this machine (each epoch's grid "
