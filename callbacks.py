@@ -78,9 +78,14 @@ class MixingGrid:
 
 
 # How a run is watched and kept, apart from its recipe (train.py's flags; each checkpoint keeps
-# them, and --resume goes on with them unless given anew)
+# them, and --resume goes on with them unless given anew); eval_classifier "" is the shipped one,
+# named so and not by its path, so that a run resumed from another clone still finds it
 Watch = collections.namedtuple("Watch", "keep save_every log_every eval_every eval_classifier",
-                               defaults=(3, 1000, 50, 0, EVAL_CLASSIFIER))
+                               defaults=(3, 1000, 50, 0, ""))
+
+
+def eval_classifier_of(watch):
+    return watch.eval_classifier or EVAL_CLASSIFIER
 
 
 MidEpoch = collections.namedtuple("MidEpoch", "epoch step checkpoint grid")

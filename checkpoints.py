@@ -59,6 +59,31 @@ def write_atomically(path, write):
     return path
 
 
+def write_new(path, write):
+    """As write_atomically, but never over a file: the finished file is linked to `path` or,
+    where that name is taken (even by a file made a moment before, by another process), to the
+    first free one of path-2, path-3, ... (numbered); returns the path written."""
+    path = Path(path)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        for number in itertools.count(1):
+            try:
+                os.link(tmp, numbered(path, number))  # creates the name or fails: no overwrite
+                return numbered(path, number)
+            except FileExistsError:
+                continue
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def numbered(path, number):
+    """path for 1, else stem-2.png, stem-3.png, ...: the names an output gives way to."""
+    return path if number == 1 else path.with_name(f"{path.stem}-{number}{path.suffix}")
+
+
 def write_text_atomically(path, text):
     return write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 

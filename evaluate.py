@@ -35,9 +35,9 @@ from checkpoints import (add_generator_source, load_generator, write_atomically,
                          write_text_atomically)
 from mnist_ds import DataError, check_labels, locate_mnist, read_mnist_npz  # noqa: E402
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
-from utils import (EVAL_CLASSIFIER, MODELS, OUT_DIR, SHIPPED_GENERATOR,  # noqa: E402
+from utils import (EVAL_CLASSIFIER, OUT_DIR, SHIPPED_GENERATOR,  # noqa: E402
                    ArgumentParser, UserError, can_create_in, check_fits_in_memory,
-                   check_shipped, first_line, inspected, to_unit_range)
+                   check_shipped, first_line, in_models, inspected, to_unit_range)
 
 DEFAULT_CLASSIFIER = Path(EVAL_CLASSIFIER)
 SAMPLES = 10_000  # generated digits per FID
@@ -357,9 +357,12 @@ def check_args(args):
     if args.seed < 0 or args.classifier_epochs < 1 or not np.isfinite(args.psi):
         raise UserError("--seed must be 0 or more, --classifier-epochs at least 1 and --psi a "
                         "finite number")
+    if args.raw and not args.checkpoint:
+        raise UserError("--raw measures G itself, which only a training checkpoint holds: give "
+                        "--checkpoint (a generator.keras is G's moving average already)")
     source = Path(args.checkpoint or args.model or SHIPPED_GENERATOR)
     suffix = ".raw.eval.json" if args.raw else ".eval.json"
-    beside = OUT_DIR if source.absolute().parent.resolve() == MODELS else source.parent
+    beside = OUT_DIR if in_models(source) else source.parent
     out = Path(args.json) if args.json else beside / (source.stem + suffix)
     if out.parent == OUT_DIR:
         OUT_DIR.mkdir(exist_ok=True)

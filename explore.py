@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 
 import generate  # noqa: E402
 import stylegan  # noqa: E402
-from checkpoints import load_generator  # noqa: E402
+from checkpoints import load_generator, write_new  # noqa: E402
 from utils import (OUT_DIR, SHIPPED_GENERATOR, ArgumentParser, UserError, first_line,  # noqa: E402
                    to_uint8)
 
@@ -187,7 +187,7 @@ def save_view(images, outdir, name):
                         f"own; start explore.py with another --outdir")
     outdir.mkdir(parents=True, exist_ok=True)
     strip = enlarged(np.concatenate(images, axis=1))
-    return generate.write_new(outdir / name, Image.fromarray(strip).save)
+    return write_new(outdir / name, Image.fromarray(strip).save)
 
 
 # ---------------------------------------------------------------------------------------------

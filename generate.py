@@ -5,7 +5,7 @@
 
 The generator is the shipped models/generator.keras unless --checkpoint or --model names another.
 Every file goes into --outdir (default out/, made if missing), named after the subcommand and the
-settings that change it, e.g. out/mix-rows1-3-cols4-6-coarse.png. --out NAME names it instead (a
+settings that change it, e.g. out/mix-rows1-3-cols4-6-grid.png. --out NAME names it instead (a
 path with a folder in it, such as ./mix.png, is taken as given); the folders of samples' --png DIR
 and --mixed DIR are taken as given. Nothing is written over: where the name is taken, the next
 free one (...-2.png, ...-3.png) is used, and the "Wrote" line says so.
@@ -14,7 +14,7 @@ Seeds are whole numbers and inclusive ranges, as in NVlabs' scripts: 1,2,3 or 0-
 A seed s always means the z drawn by numpy.random.default_rng(s), on every style layer.
 
 Subcommands (each writes one file, the same for the same settings):
-  mix          a grid: row seeds give the chosen style layers (--layers coarse|middle|fine|A:B,
+  mix          a grid: row seeds give the chosen style layers (--layers grid|coarse|middle|fine|A:B,
                or --crossover K for layers < K), column seeds the rest (the paper's Figure 3);
                --pair A B: source A, the mix, source B side by side
   truncation   seeds x psi: w = w_avg + psi (w - w_avg)
@@ -33,6 +33,7 @@ utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up c
 
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
+import itertools  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
@@ -44,7 +45,8 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 import stylegan  # noqa: E402
 from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noqa: E402
-                         list_checkpoints, load_generator, write_atomically)
+                         list_checkpoints, load_generator, numbered, write_atomically,
+                         write_new)
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (OUT_DIR, ArgumentParser, UserError, can_create_in,  # noqa: E402
                    check_fits_in_memory, inspected, squeeze_channel, to_uint8)
@@ -77,10 +79,13 @@ class Explorer:
         return np.asarray(self.synthesis([w, noise]))
 
     def layer_set(self, spec):
-        """coarse / middle / fine (the style layers in thirds, low resolution first) or A:B."""
+        """grid (the training grid's split: every style block's slot), coarse / middle / fine
+        (the style layers in thirds, low resolution first) or A:B."""
         thirds = dict(zip(THIRDS, np.array_split(np.arange(self.n_style), 3)))
         parsed = parse_layers(spec)
-        if parsed in thirds:
+        if parsed == "grid":
+            layers = np.arange(crossover_at(self.generator, COARSE_SIZE))
+        elif parsed in thirds:
             layers = thirds[parsed]
         else:
             start, stop = parsed
@@ -326,22 +331,11 @@ def save_npy(path, array):
     return write_new(path, lambda tmp: np.save(tmp, array))
 
 
-def write_new(path, write):
-    """write_atomically onto `path`, or onto the next free name beside it where `path` is
-    taken; the path written."""
-    return write_atomically(next_free(path), write)
-
-
 def next_free(path, taken=os.path.lexists):
-    """`path` if it is not taken, else the first free one of path-2, path-3, ... (stem-2.png):
-    no output is ever written over. Chosen just before the write, so that a file made since
-    the checks counts too."""
+    """`path` if it is not taken, else the first free one of path-2, path-3, ... (for the
+    folder of samples --mixed; files are placed by checkpoints.write_new)."""
     path = Path(path)
-    candidate, number = path, 1
-    while taken(candidate):
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return candidate
+    return next(numbered(path, n) for n in itertools.count(1) if not taken(numbered(path, n)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +356,14 @@ def parse_args(argv=None):
     mix = sub.add_parser("mix", help="style-mixing grid or pair")
     mix.add_argument("--rows", default="1-5", help=f"row seeds, giving their layers; {SEEDS_HELP}")
     mix.add_argument("--cols", default="6-10", help="column seeds, giving the rest")
-    mix.add_argument("--layers", default="coarse", help="coarse, middle, fine or A:B")
+    mix.add_argument("--layers", default="grid",
+                     help="the style layers the rows give: grid (the default: the training "
+                          "grid's split, every style block's), coarse, middle, fine (the layers "
+                          "in thirds) or A:B")
     mix.add_argument("--crossover", type=int, help="rows give layers < K (instead of --layers)")
     mix.add_argument("--pair", type=int, nargs=2, metavar=("A", "B"),
                      help="seed A's layers into seed B, shown side by side")
-    add_output_flags(mix, "mix-rows1-5-cols6-10-coarse.png")
+    add_output_flags(mix, "mix-rows1-5-cols6-10-grid.png")
 
     trunc = sub.add_parser("truncation", help="seeds x truncation psi")
     trunc.add_argument("--seeds", default="1-5", help=SEEDS_HELP)
@@ -475,15 +472,15 @@ THIRDS = ("coarse", "middle", "fine")  # --layers: the style layers in thirds
 
 
 def parse_layers(spec):
-    """--layers: one of THIRDS, or (A, B) for a range A:B of style layers (checked against the
-    generator's style layers once it is loaded)."""
-    if spec in THIRDS:
+    """--layers: grid, one of THIRDS, or (A, B) for a range A:B of style layers (checked
+    against the generator's style layers once it is loaded)."""
+    if spec == "grid" or spec in THIRDS:
         return spec
     try:
         start, stop = (int(part) for part in spec.split(":"))
     except ValueError:
-        raise UserError(f"--layers {spec!r}: give coarse, middle, fine or a range A:B of style "
-                        f"layers") from None
+        raise UserError(f"--layers {spec!r}: give grid, coarse, middle, fine or a range A:B of "
+                        f"style layers") from None
     return start, stop
 
 
@@ -492,7 +489,7 @@ def parse_layers(spec):
 # ---------------------------------------------------------------------------------------------
 def default_name(args):
     """The output's file name when --out gives none: the subcommand and the settings that
-    change what it shows, e.g. mix-rows1-5-cols6-10-coarse.png."""
+    change what it shows, e.g. mix-rows1-5-cols6-10-grid.png."""
     parts = [args.command, *NAMED_SETTINGS[args.command](args)]
     if args.noise_seed and args.command != "samples":  # samples draw their noise from --seed
         parts.append(f"noise{args.noise_seed}")
@@ -532,7 +529,7 @@ def seeds_label(seeds):
 
 def layers_label(spec):
     layers = parse_layers(spec)
-    return layers if layers in THIRDS else f"layers{layers[0]}to{layers[1]}"  # ":" is no good
+    return layers if isinstance(layers, str) else f"layers{layers[0]}to{layers[1]}"  # not ":"
 
 
 def number_label(x):
@@ -691,7 +688,7 @@ def run_folder_of(folder):
     """The training run's folder that holds `folder`, or None: `folder` itself if it holds a
     run's lock file or checkpoints/ folder, or any folder above it with checkpoints in its
     checkpoints/."""
-    folder = folder.absolute()
+    folder = folder.resolve()  # a link into a run is the run
     try:
         if (folder / LOCK_NAME).is_file() or (folder / CHECKPOINT_DIR).is_dir():
             return folder

@@ -42,7 +42,8 @@ import tensorflow as tf  # noqa: E402
 
 import config as config_lib  # noqa: E402
 from callbacks import (EXIT_CODES, HISTORY, TENSORBOARD, EpochFID, ProgressBar,  # noqa: E402
-                       RunKeeper, Stopped, Watch, stop_now, write_history)
+                       RunKeeper, Stopped, Watch, eval_classifier_of, stop_now,
+                       write_history)
 from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, RUN_FILE, UNKNOWN,  # noqa: E402
                          FolderLock, export_saved_model, list_checkpoints, load_checkpoint,
                          load_generator, newest_good_checkpoint, non_finite_weight,
@@ -91,9 +92,11 @@ def parse_args(argv=None):
                            "the test set, on the bar and in TensorBoard (0: never)",
              "eval_classifier": "the classifier whose features --eval-every measures in "
                                 "(trained there once if missing)"}
+    defaults = {**Watch._field_defaults, "eval_classifier": "the shipped "
+                                                            "models/mnist_classifier.keras"}
     for name, default in Watch._field_defaults.items():
         watch.add_argument(config_lib.flag(name), type=type(default), help=f"{helps[name]} "
-                           f"(default {default})",
+                           f"(default {defaults[name]})",
                            metavar="PATH" if isinstance(default, str) else "N")
     recipe = p.add_argument_group(
         "the recipe", f"each defaults to the preset's ({DEFAULT_PRESET} unless --preset; on "
@@ -132,7 +135,7 @@ def watch_options(args, saved=None):
     if watch.eval_every:
         import evaluate
 
-        evaluate.check_classifier_path(watch.eval_classifier, "--eval-classifier")
+        evaluate.check_classifier_path(eval_classifier_of(watch), "--eval-classifier")
     return watch
 
 
@@ -228,7 +231,7 @@ def auto_precision():
     tensor cores only), float32 on older ones (no tensor cores: half precision gains little).
     Estimates from the hardware's specifications: no GPU run has measured them here.
     On a CPU: mixed_bfloat16 where it has bfloat16 units (AVX-512 BF16 or AMX), about 1.4x
-    faster a step of the default on a 2-core AMD EPYC with them (91 against 125 ms, docs/speed.md)
+    faster a step of the default on a 2-core AMD EPYC with them (84 against 116 ms, docs/speed.md)
     with no loss of quality (docs/results.md); float32 elsewhere (a CPU without them emulates
     bfloat16 slowly)."""
     capabilities = gpu_capabilities()
@@ -249,9 +252,9 @@ def slow_cpu_note(precision):
     if precision != "float32" or tf.config.list_physical_devices("GPU") \
             or auto_precision() != "float32":
         return ""
-    return ("\nThis CPU has no bfloat16 units (AVX-512 BF16 or AMX), so it trains in float32: a "
-            "step of the default recipe takes 125 ms in float32 and 91 ms in mixed_bfloat16 on "
-            "a 2-core CPU with them (docs/speed.md).")
+    return ("\nThis CPU has no bfloat16 units (AVX-512 BF16 or AMX), so it trains in float32: on "
+            "a 2-core CPU with them a step takes 1.4x as long in float32 as in mixed_bfloat16 "
+            "(the default recipe: 116 ms against 84; docs/speed.md).")
 
 
 def use_xla(jit, precision):
@@ -488,7 +491,7 @@ def train_in(out, strategy, args, data, resume_from, run):
               f"to train; the exports hold these weights. Raise --epochs to train more.")
         return finish(model, out)
     watch = watch_options(args, resume_from and resume_from.meta["watch"])
-    fid = EpochFID(config.data, watch.eval_classifier) if watch.eval_every else None
+    fid = EpochFID(config.data, eval_classifier_of(watch)) if watch.eval_every else None
     if strategy.num_replicas_in_sync > 1:
         print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
               f"{config.batch_size // strategy.num_replicas_in_sync} images each")

@@ -57,11 +57,16 @@ SHIPPED_SHA256 = {
 }
 
 
+def in_models(path):
+    """Whether `path` lies in the project's models/ folder, by whatever route (links included)."""
+    return Path(path).absolute().parent.resolve() == MODELS.resolve()
+
+
 def check_shipped(path):
     """A shipped model must be the file models/README.md measured: UserError if it is missing
     or its bytes differ. Any other path passes (it is checked as a model when loaded)."""
     path = Path(path)
-    if path.absolute().parent.resolve() != MODELS or path.name not in SHIPPED_SHA256:
+    if not in_models(path) or path.name not in SHIPPED_SHA256:
         return
     restore = f"restore it with `git checkout models/{path.name}`"
     if not path.is_file():

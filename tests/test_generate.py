@@ -94,7 +94,7 @@ def test_levels_swap_exactly_one_layer(model_file):
 @pytest.mark.parametrize("args, message", [
     (["mix", "--crossover", "3"], "--crossover 3 is outside [1, 3)"),
     (["mix", "--layers", "2:9"], "style layers 0..2"),
-    (["mix", "--layers", "top"], "give coarse, middle, fine or a range"),
+    (["mix", "--layers", "top"], "give grid, coarse, middle, fine or a range"),
     (["mix", "--rows", "a,b"], "comma-separated whole numbers"),
     (["mix", "--rows", "1-2-3"], "comma-separated whole numbers or ranges A-B"),
     (["mix", "--cols", "5-3"], "the range 5-3 runs backwards; write 3-5"),
@@ -160,13 +160,13 @@ def test_default_names_tell_the_subcommand_seeds_and_settings(tmp_path):
         ["samples", "--psi", "0.7"], ["samples", "--n", "10"],
         ["truncation", "--psis", "1", "--seeds", ",".join(str(2 * i) for i in range(100))],
         ["truncation", "--psis", "1", "--seeds", ",".join(str(2 * i) for i in range(101))]]}
-    assert names[("mix",)] == "mix-rows1-5-cols6-10-coarse.png"
+    assert names[("mix",)] == "mix-rows1-5-cols6-10-grid.png"
     assert names[("mix", "--rows", "1,2,3,4,5", "--cols", "6-10")] == names[("mix",)]  # same
     assert names[("mix", "--pair", "3", "7", "--crossover", "2")] == "mix-pair3-7-crossover2.png"
     assert names[("truncation", "--psis", "1,0.7,0")] == "truncation-seeds1-5-psi1,0.7,0.png"
     assert names[("interpolate",)] == "interpolate-seeds1-4-steps24.gif"
     assert names[("samples",)] == "samples-n1000-seed0-psi1.npy"
-    assert names[("--noise-seed", "1", "mix")] == "mix-rows1-5-cols6-10-coarse-noise1.png"
+    assert names[("--noise-seed", "1", "mix")] == "mix-rows1-5-cols6-10-grid-noise1.png"
     different = set(names.values())
     assert len(different) == len(names) - 1  # only the one pair of equal settings
     assert all(len(name) <= 110 and "/" not in name and ":" not in name for name in different)
@@ -176,15 +176,15 @@ def test_outdir_is_made_and_every_output_goes_there(model_file, tmp_path, capsys
     figures = tmp_path / "new" / "figures"
     assert generate.main(["--model", str(model_file), "--outdir", str(figures), "mix",
                           "--rows", "1-2", "--cols", "3"]) == 0
-    assert (figures / "mix-rows1-2-cols3-coarse.png").is_file()
+    assert (figures / "mix-rows1-2-cols3-grid.png").is_file()
     # after the subcommand too; a bare --out goes into it, a path with a folder as given
     assert run(model_file, "levels", "--others", "2", "--outdir", figures, "--out", "l.png") == 0
     assert run(model_file, "noise", "--draws", "2", "--outdir", figures,
                "--out", tmp_path / "n.png") == 0
     assert sorted(path.name for path in figures.iterdir()) == [
-        "l.png", "mix-rows1-2-cols3-coarse.png"]
+        "l.png", "mix-rows1-2-cols3-grid.png"]
     assert (tmp_path / "n.png").is_file()
-    assert f"Wrote {figures / 'mix-rows1-2-cols3-coarse.png'}\n" in capsys.readouterr().out
+    assert f"Wrote {figures / 'mix-rows1-2-cols3-grid.png'}\n" in capsys.readouterr().out
 
 
 def test_a_file_already_there_is_never_written_over(model_file, tmp_path, capsys):

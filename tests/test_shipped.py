@@ -63,7 +63,7 @@ def test_a_missing_shipped_model_says_how_to_restore_it(tmp_path, monkeypatch):
 
 def test_generate_draws_with_the_shipped_generator_when_given_none(tmp_path, capsys):
     assert generate.main(["mix", "--rows", "1-2", "--cols", "3-4", "--outdir", str(tmp_path)]) == 0
-    assert (tmp_path / "mix-rows1-2-cols3-4-coarse.png").is_file()
+    assert (tmp_path / "mix-rows1-2-cols3-4-grid.png").is_file()
 
 
 def test_the_shipped_generator_keeps_the_rows_digit_and_the_columns_stroke():
