@@ -181,6 +181,10 @@ def test_the_page_in_a_browser_mixes_saves_and_refuses_bad_seeds(tmp_path):
             seed.press("Enter")
             page.wait_for_function("() => document.querySelector('#status').innerText"
                                    ".includes('give a whole number')", timeout=60_000)
+            page.locator("#model textarea, #model input").first.fill("README.md")
+            page.locator("button#load").click()
+            page.wait_for_function("() => document.querySelector('#status').innerText"
+                                   ".includes('not a saved generator')", timeout=60_000)
             assert "Traceback" not in page.content()
             page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
             browser.close()
