@@ -36,6 +36,7 @@ import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import stat  # noqa: E402
 import sys  # noqa: E402
 import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -49,7 +50,8 @@ from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noq
                          write_new)
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (OUT_DIR, ArgumentParser, UserError, can_create_in,  # noqa: E402
-                   check_fits_in_memory, inspected, squeeze_channel, to_uint8)
+                   check_fits_in_memory, file_mode, first_line, inspected, squeeze_channel,
+                   to_uint8)
 
 
 class Explorer:
@@ -97,6 +99,16 @@ class Explorer:
         if len(layers) == 0:
             raise UserError(f"--layers {spec}: no style layer of {self.n_style} is {spec}")
         return layers
+
+    def checked_w(self, arrays, flag):
+        """The w arrays of --row-w / --col-w (project.py's .npy files), each [n_style, w_dim]
+        of this generator."""
+        shape = (self.n_style, self.mapping.size)
+        for array in arrays:
+            if array.shape != shape:
+                raise UserError(f"{flag}: a w of shape {array.shape}; this generator takes "
+                                f"{shape} (project.py with this generator makes one)")
+        return [array[None] for array in arrays]
 
     def crossover_layers(self, k):
         if not 1 <= k < self.n_style:
@@ -161,7 +173,10 @@ def cmd_mix(ex, args):
                            f"Style mixing: {which} from seed {a}, the rest from seed {b}",
                            col_labels=[f"source A (seed {a})", "mix", f"source B (seed {b})"])
     rows, cols = args.rows, args.cols
-    w_rows, w_cols = ex.w(ex.z(rows)), ex.w(ex.z(cols))
+    w_rows = np.concatenate([ex.w(ex.z(rows)), *ex.checked_w(args.row_w_arrays, "--row-w")])
+    w_cols = np.concatenate([ex.w(ex.z(cols)), *ex.checked_w(args.col_w_arrays, "--col-w")])
+    rows = [*(f"seed {s}" for s in rows), *(Path(f).stem for f in args.row_w or ())]
+    cols = [*(f"seed {s}" for s in cols), *(Path(f).stem for f in args.col_w or ())]
     mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
                              layers))
     col_sources = squeeze_channel(ex.from_w(w_cols))
@@ -170,10 +185,8 @@ def cmd_mix(ex, args):
     cells[0, 1:] = col_sources
     cells[1:, 0] = squeeze_channel(ex.from_w(w_rows))
     cells[1:, 1:] = squeeze_channel(mixes).reshape(len(rows), len(cols), *image_shape)
-    title = f"Style mixing: {which} from the row seed, the rest from the column seed"
-    return save_figure(cells, args.target, title,
-                       row_labels=["", *(f"seed {s}" for s in rows)],
-                       col_labels=["", *(f"seed {s}" for s in cols)],
+    title = f"Style mixing: {which} from the row source, the rest from the column source"
+    return save_figure(cells, args.target, title, row_labels=["", *rows], col_labels=["", *cols],
                        xlabel="column source", ylabel="row source")
 
 
@@ -361,6 +374,10 @@ def parse_args(argv=None):
                           "grid's split, every style block's), coarse, middle, fine (the layers "
                           "in thirds) or A:B")
     mix.add_argument("--crossover", type=int, help="rows give layers < K (instead of --layers)")
+    mix.add_argument("--row-w", action="append", metavar="NPY",
+                     help="one more row source: a w that project.py wrote (repeatable)")
+    mix.add_argument("--col-w", action="append", metavar="NPY",
+                     help="one more column source: a w that project.py wrote (repeatable)")
     mix.add_argument("--pair", type=int, nargs=2, metavar=("A", "B"),
                      help="seed A's layers into seed B, shown side by side")
     add_output_flags(mix, "mix-rows1-5-cols6-10-grid.png")
@@ -501,7 +518,9 @@ def mix_settings(args):
              else layers_label(args.layers))
     if args.pair:
         return [f"pair{args.pair[0]}-{args.pair[1]}", split]
-    return [f"rows{seeds_label(args.rows)}", f"cols{seeds_label(args.cols)}", split]
+    files = [f"{side}w{','.join(Path(f).stem for f in getattr(args, f'{side}_w'))}"
+             for side in ("row", "col") if getattr(args, f"{side}_w")]
+    return [f"rows{seeds_label(args.rows)}", f"cols{seeds_label(args.cols)}", *files, split]
 
 
 NAMED_SETTINGS = {
@@ -617,12 +636,36 @@ def read_lists(args):
         args.psis = parse_floats(args.psis, "--psis")
     if args.command == "mix" and args.crossover is None:
         parse_layers(args.layers)
+    if args.command == "mix":
+        args.row_w_arrays = [read_w(path, "--row-w") for path in args.row_w or ()]
+        args.col_w_arrays = [read_w(path, "--col-w") for path in args.col_w or ()]
+
+
+MAX_W_BYTES = 1_000_000  # a w of project.py: a few kilobytes
+
+
+def read_w(path, flag):
+    """A w that project.py wrote: a .npy of finite numbers, [n_style, w_dim], read without
+    pickles; its shape is checked against the generator once it is loaded."""
+    mode = file_mode(Path(path), flag, UserError)
+    if mode is None or not stat.S_ISREG(mode) or os.path.getsize(path) > MAX_W_BYTES:
+        raise UserError(f"{flag} {path}: give a .npy file that project.py wrote")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise UserError(f"{flag} {path}: not a .npy array ({first_line(error)})") from None
+    if array.ndim != 2 or array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise UserError(f"{flag} {path}: a w is a [style slots, w size] array of finite numbers,"
+                        f" this is {array.dtype} {array.shape}")
+    return array.astype(np.float32)
 
 
 def check_figure_size(args):
     """How many images a figure or GIF would hold, against MAX_CELLS and MAX_FRAMES, counted
     on the seed ranges before any is expanded."""
-    cells = {"mix": lambda: 3 if args.pair else seed_count(args.rows) * seed_count(args.cols),
+    cells = {"mix": lambda: 3 if args.pair else
+             (seed_count(args.rows) + len(args.row_w or ())) *
+             (seed_count(args.cols) + len(args.col_w or ())),
              "truncation": lambda: seed_count(args.seeds) * len(args.psis),
              "noise": lambda: args.show,
              "levels": lambda: seed_count(args.others) * 10}  # up to 8 style slots
