@@ -21,6 +21,7 @@ utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up c
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
+import threading  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,14 +30,16 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import generate  # noqa: E402
+import project  # noqa: E402
 import stylegan  # noqa: E402
 from checkpoints import load_generator, write_new  # noqa: E402
-from utils import (OUT_DIR, SHIPPED_GENERATOR, ArgumentParser, UserError, first_line,  # noqa: E402
-                   to_uint8)
+from utils import (OUT_DIR, SHIPPED_GENERATOR, ArgumentParser, UserError,  # noqa: E402
+                   can_create_in, first_line, inspected, to_uint8)
 
 ZOOM = 8  # a 28-pixel digit is shown 224 pixels wide
 GRID_ROWS, GRID_COLS = list(range(1, 6)), list(range(6, 11))  # generate.py mix's seeds
-MAX_SEED = 2 ** 63 - 1  # numpy's default_rng takes any whole number from 0; a page field stops here
+MAX_SEED = 2 ** 53 - 1  # the largest whole number a page's number field (JavaScript) holds exactly
+PSI_RANGE = (-1.0, 1.5)
 NOISE_MODES = ("fixed", "fresh", "off")  # one noise image for every view, a new draw each, zeros
 
 
@@ -50,6 +53,7 @@ class Mixer:
 
     def __init__(self, generator, noise_seed=0):
         self.ex = generate.Explorer(generator, noise_seed)
+        self.lock = threading.Lock()  # noise_off changes the shared layers: one drawing at a time
         self.slots = slot_names(generator)
         # the noise inputs by where they act: the constant, then each style block's size
         self.noise_layers = dict(zip(["const", *self.slots],
@@ -68,12 +72,20 @@ class Mixer:
         return self.ex.draw_noise(n, np.random.default_rng())
 
     def draw(self, w, mode, quiet):
-        with noise_off([self.noise_layers[name] for name in quiet]):
+        with self.lock, noise_off([self.noise_layers[name] for name in quiet]):
             return to_uint8(self.ex.from_w(w, self.noise(mode, len(w))))
 
+    def w_of(self, source, psi):
+        """w [1, n_style, w_dim] of a source: a seed, or a w that project.py found (an array)."""
+        if isinstance(source, (int, np.integer)):
+            return self.w([source], psi)
+        w = np.asarray(source, np.float32)[None]
+        return w if psi == 1 else np.asarray(self.ex.mapping.truncate(w, psi))
+
     def view(self, row, col, row_slots, psi=1.0, mode="fixed", quiet=()):
-        """(row source, mix, column source) as uint8 images ([28, 28] for MNIST)."""
-        w_row, w_col = self.w([row], psi), self.w([col], psi)
+        """(row source, mix, column source) as uint8 images ([28, 28] for MNIST); each source
+        a seed or a w."""
+        w_row, w_col = self.w_of(row, psi), self.w_of(col, psi)
         both = np.concatenate([w_row, self.ex.mix(w_row, w_col, row_slots), w_col])
         return tuple(self.draw(both, mode, quiet))
 
@@ -120,6 +132,13 @@ def enlarged(image, zoom=ZOOM):
     return image.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
+def check_psi(value):
+    if value is None or not np.isfinite(value) or not PSI_RANGE[0] <= value <= PSI_RANGE[1]:
+        raise UserError(f"truncation psi: give a number from {PSI_RANGE[0]:g} to "
+                        f"{PSI_RANGE[1]:g}, got {value}")
+    return float(value)
+
+
 def check_seed(value, name):
     """A seed as the page gives it (a float or None) -> int, or UserError saying what to give."""
     if value is None or not np.isfinite(value) or value != int(value) or \
@@ -142,25 +161,29 @@ def measured_facts(model_path, row_slots, n_style):
     """Markdown: the model's FID and, for the split shown, the share of mixes that keep the
     row's class and the stroke width's r with each source; what evaluate.py measured."""
     path = eval_json_of(model_path)
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
+    if not path.is_file():
         return (f"No measurements for this model: `python evaluate.py --model {model_path}` "
                 f"writes them to `{path}`.")
-    lines = [f"**Measured by evaluate.py** ({result['mixing']['pairs']:,} pairs, "
-             f"`{path.name}`): FID {result['fid']:.2f}."]
-    k = len(row_slots)
-    if list(row_slots) == list(range(k)) and 0 < k < n_style:
-        at = {m["crossover"]: m for m in result.get("mixing_by_crossover", [])}.get(k)
-        if at and at["follows_coarse"] is not None:
-            lines.append(f"At this split (rows give the first {k} slots): the mix is the row's "
-                         f"digit in {100 * at['follows_coarse']:.0f}% of pairs, the column's in "
-                         f"{100 * at['follows_fine']:.0f}%; its stroke width follows the column "
-                         f"at r {at['width_r_fine']:.2f}, the row at r "
-                         f"{at['width_r_coarse']:.2f}.")
-    else:
-        lines.append("(Figures per split are measured for splits that give the rows the first "
-                     "slots.)")
+    try:
+        result = json.loads(path.read_text())
+        lines = [f"**Measured by evaluate.py** (`{path.name}`, at psi {result['truncation_psi']:g}"
+                 f"): FID {result['fid']:.2f}."]
+        k = len(row_slots)
+        at = {m["crossover"]: m for m in result["mixing_by_crossover"]}.get(k)
+        if k in (0, n_style):
+            lines.append("At this split one source gives every slot: no mix.")
+        elif list(row_slots) != list(range(k)) or not at or at["follows_coarse"] is None:
+            lines.append("Figures per split are measured for splits that give the rows the "
+                         "first slots.")
+        else:
+            lines.append(f"At this split (rows give the first {k} slots), over "
+                         f"{at['pairs_of_two_classes']:,} pairs of two different digits: the "
+                         f"mix is the row's digit in {100 * at['follows_coarse']:.0f}%, the "
+                         f"column's in {100 * at['follows_fine']:.0f}%; over all "
+                         f"{at['pairs']:,} pairs its stroke width follows the column at r "
+                         f"{at['width_r_fine']:.2f}, the row at r {at['width_r_coarse']:.2f}.")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"Cannot read `{path}` ({type(error).__name__}: {error}): run evaluate.py again."
     return "\n\n".join(lines)
 
 
@@ -168,7 +191,8 @@ def measured_facts(model_path, row_slots, n_style):
 # Saving a view
 # ---------------------------------------------------------------------------------------------
 def view_name(row, col, slots, row_slots, psi, mode, quiet):
-    """explore-row3-col8-rows7x7,14x14,28x28-psi1-noisefixed.png: the settings of the view."""
+    """explore-row3-col8-rows7x7,14x14,28x28-psi1-noisefixed.png: the settings of the view (a
+    drawing's projection as a source is named `drawn`)."""
     from_row = ",".join(slots[i] for i in row_slots) or "none"
     parts = [f"explore-row{row}", f"col{col}", f"rows{from_row}",
              f"psi{generate.number_label(psi)}", f"noise{mode}"]
@@ -214,31 +238,41 @@ def build_page(models, model_path, outdir):
     n_style = len(mixer.slots)
     split = n_style - 1  # the grid's split in the default recipe: the rows give every block
 
-    def render(path, row, col, row_slot_names, psi, mode, quiet):
+    def sources(row, col, drawn_row, drawn_col):
+        """The row and column sources (a seed, or a drawing's w) and how to name them."""
+        row = drawn_row if drawn_row is not None else check_seed(row, "row seed")
+        col = drawn_col if drawn_col is not None else check_seed(col, "column seed")
+        name = lambda source: "drawn" if isinstance(source, list) else source
+        return row, col, name(row), name(col)
+
+    def render(path, row, col, row_slot_names, psi, mode, quiet, drawn_row, drawn_col):
         try:
             mixer = models.get(path)
-            row, col = check_seed(row, "row seed"), check_seed(col, "column seed")
-            row_slots = [mixer.slots.index(name) for name in row_slot_names]
+            row, col, row_name, col_name = sources(row, col, drawn_row, drawn_col)
+            psi = check_psi(psi)
+            row_slots = [i for i, name in enumerate(mixer.slots) if name in row_slot_names]
             images = mixer.view(row, col, row_slots, psi, mode, quiet)
             grid = mixer.grid(row_slots, psi, mode, quiet)
         except (UserError, ValueError) as error:
-            return [gr.skip()] * 6 + [f"**{error}**"]
-        gives = (f"Row (seed {row}) gives: {', '.join(row_slot_names) or 'nothing'}. "
-                 f"Column (seed {col}) gives: "
+            return [gr.skip()] * 7 + [f"**{error}**"]
+        said = lambda name: "your drawing" if name == "drawn" else f"seed {name}"
+        gives = (f"Row ({said(row_name)}) gives: "
+                 f"{', '.join(mixer.slots[i] for i in row_slots) or 'nothing'}. "
+                 f"Column ({said(col_name)}) gives: "
                  f"{', '.join(s for s in mixer.slots if s not in row_slot_names) or 'nothing'}.")
+        name = view_name(row_name, col_name, mixer.slots, row_slots, psi, mode, quiet)
         return [*(enlarged(image) for image in images), enlarged(grid, ZOOM // 2), gives,
-                measured_facts(path, row_slots, n_style), ""]
+                measured_facts(path, row_slots, n_style), (images, name), ""]
 
-    def save(path, row, col, row_slot_names, psi, mode, quiet):
+    def save(shown):
+        """The view on the page (also its fresh noise), as drawn for it."""
+        if not shown:
+            return "**Nothing to save yet.**"
+        images, name = shown
         try:
-            mixer = models.get(path)
-            row, col = check_seed(row, "row seed"), check_seed(col, "column seed")
-            row_slots = [mixer.slots.index(name) for name in row_slot_names]
-            images = mixer.view(row, col, row_slots, psi, mode, quiet)
-            name = view_name(row, col, mixer.slots, row_slots, psi, mode, quiet)
             return f"Saved `{save_view(images, outdir, name)}`."
         except (UserError, OSError) as error:
-            return f"**{error}**"
+            return f"**Cannot save into {outdir}: {getattr(error, 'strerror', None) or error}**"
 
     def pick_from_grid(row, col, event: gr.SelectData):
         """A click on the grid: the clicked mix's row and column seeds become the sources."""
@@ -248,8 +282,21 @@ def build_page(models, model_path, outdir):
         return (GRID_ROWS[r] if 0 <= r < len(GRID_ROWS) else row,
                 GRID_COLS[c] if 0 <= c < len(GRID_COLS) else col)
 
+    def project_drawing(path, sketch):
+        """The w of the digit drawn on the canvas (project.py's projection), as a list."""
+        composite = (sketch or {}).get("composite")
+        if composite is None:
+            return gr.skip(), "**Draw a digit on the canvas first.**"
+        digit = project.digit_of(composite, mixer.ex.size)
+        if (digit > 0).sum() < 5:
+            return gr.skip(), "**Draw a digit on the canvas first.**"
+        w, losses = project.Projector(models.get(path).ex.generator)(digit[None])
+        return w[0].tolist(), f"Projected your drawing (pixels' squared error {losses[-1]:.4f})."
+
     def load(path):
         try:
+            if not path.strip():
+                raise UserError("give the path of a generator.keras")
             loaded = models.get(path)
         except UserError as error:
             return gr.skip(), gr.skip(), f"**{error}**"
@@ -276,6 +323,16 @@ def build_page(models, model_path, outdir):
                                  interactive=False)
             col_image = gr.Image(label="column source", format="png", elem_id="col-image",
                                  interactive=False)
+        with gr.Row():
+            sketch = gr.Sketchpad(label="draw a digit (a source, once projected)", type="pil",
+                                  elem_id="sketch", canvas_size=(280, 280),
+                                  brush=gr.Brush(default_size=18, colors=["#000000"],
+                                                 color_mode="fixed"))
+            with gr.Column():
+                use_row = gr.Button("Use my drawing as the row", elem_id="use-row")
+                use_col = gr.Button("Use my drawing as the column", elem_id="use-col")
+                back = gr.Button("Back to the seeds", elem_id="back")
+        drawn_row, drawn_col = gr.State(None), gr.State(None)  # a projected w, as a list
         gives = gr.Markdown(elem_id="gives")
         status = gr.Markdown(elem_id="status")
         with gr.Row():
@@ -284,7 +341,7 @@ def build_page(models, model_path, outdir):
             row_slots = gr.CheckboxGroup(mixer.slots, value=mixer.slots[:split],
                                          label="slots from the row source", elem_id="row-slots")
         with gr.Row():
-            psi = gr.Slider(-1, 1.5, 1, step=0.05, label="truncation psi (1: off)",
+            psi = gr.Slider(*PSI_RANGE, 1, step=0.05, label="truncation psi (1: off)",
                             elem_id="psi")
             mode = gr.Radio(list(NOISE_MODES), value="fixed", label="noise", elem_id="noise")
             quiet = gr.CheckboxGroup(list(mixer.noise_layers), value=[], elem_id="quiet",
@@ -301,16 +358,23 @@ def build_page(models, model_path, outdir):
                                    elem_id="model")
             load_button = gr.Button("Load", elem_id="load")
 
-        settings = [model, row, col, row_slots, psi, mode, quiet]
-        outputs = [row_image, mix_image, col_image, grid, gives, facts, status]
+        settings = [model, row, col, row_slots, psi, mode, quiet, drawn_row, drawn_col]
+        shown = gr.State(None)  # (the three images on the page, their file name): what Save writes
+        outputs = [row_image, mix_image, col_image, grid, gives, facts, shown, status]
         for control in (row, col, row_slots, psi, mode, quiet, model):
             control.change(render, settings, outputs)
-        crossover.change(lambda k: mixer.slots[:int(k)], crossover, row_slots)
+        for button, drawn in ((use_row, drawn_row), (use_col, drawn_col)):
+            button.click(project_drawing, [model, sketch], [drawn, status]).then(
+                render, settings, outputs)
+        back.click(lambda: (None, None), None, [drawn_row, drawn_col]).then(
+            render, settings, outputs)
+        crossover.change(lambda k: mixer.slots[:int(np.clip(k or 0, 0, n_style))], crossover,
+                         row_slots)
         random_seed = lambda: int(np.random.default_rng().integers(0, 2 ** 31))
         row_dice.click(random_seed, None, row)
         col_dice.click(random_seed, None, col)
         grid.select(pick_from_grid, [row, col], [row, col])
-        save_button.click(save, settings, status)
+        save_button.click(save, shown, status)
         load_button.click(load, model_box, [model, model_box, status])
         page.load(render, settings, outputs)
     return page
@@ -337,26 +401,41 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no calls home
     try:
-        if not 1 <= args.port <= 65535:
-            raise UserError(f"--port {args.port}: give a port from 1 to 65535")
-        if importlib.util.find_spec("gradio") is None:
-            raise UserError("the explorer needs Gradio: pip install -r requirements-explorer.txt")
-        if generate.run_folder_of(Path(args.outdir)):
-            raise UserError(f"--outdir {args.outdir} is inside a training run's folder: give "
-                            f"another")
-        models = Models()
-        page = build_page(models, args.model, args.outdir)
+        page = inspected(make_page, args)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"The explorer is at http://{args.host}:{args.port} (Ctrl-C stops it).", flush=True)
     try:
-        page.launch(server_name=args.host, server_port=args.port, quiet=True)
-    except OSError as error:  # the port taken, or an address this machine does not have
-        print(f"error: cannot listen on {args.host}:{args.port} ({first_line(error)}): give "
-              f"another --port or --host", file=sys.stderr)
+        page.launch(server_name=args.host, server_port=args.port, quiet=True,
+                    prevent_thread_lock=True)
+    except OSError:  # the port taken, or an address this machine does not have
+        print(f"error: cannot listen on {args.host}:{args.port}: give another --port or "
+              f"--host", file=sys.stderr)
         return 2
+    print(f"The explorer is at http://{args.host}:{args.port} (Ctrl-C stops it).", flush=True)
+    page.block_thread()
     return 0
+
+
+def make_page(args):
+    """Every flag checked, then the page built on the loaded generator."""
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: give a port from 1 to 65535")
+    if not args.model:
+        raise UserError("--model: give the path of a generator.keras")
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir() or not can_create_in(outdir):
+        raise UserError(f"--outdir {outdir}: cannot write there; give a writable folder")
+    if generate.run_folder_of(outdir):
+        raise UserError(f"--outdir {outdir} is inside a training run's folder: give another")
+    if importlib.util.find_spec("gradio") is None:
+        raise UserError("the explorer needs Gradio: pip install -r requirements-explorer.txt")
+    try:
+        importlib.import_module("gradio")  # a broken install fails here, not half-way through
+    except Exception as error:  # an install that imports badly raises many kinds
+        raise UserError(f"Gradio does not import ({first_line(error)}): pip install -r "
+                        f"requirements-explorer.txt again") from None
+    return build_page(Models(), args.model, outdir)
 
 
 if __name__ == "__main__":

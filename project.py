@@ -104,10 +104,18 @@ def read_digit(path, size=28):
             if image.width * image.height > Image.MAX_IMAGE_PIXELS:
                 raise UserError(f"--image {path}: {image.width}x{image.height} pixels is too "
                                 f"many")
-            grey = np.asarray(image.convert("L").resize((size, size), Image.LANCZOS),
-                              np.float32)
+            return digit_of(image, size)
     except (UnidentifiedImageError, OSError) as error:
         raise UserError(f"--image {path}: not an image Pillow reads ({error})") from None
+
+
+def digit_of(image, size=28):
+    """A PIL image of one digit -> grey size x size in [-1, 1], light strokes on dark ground
+    (transparent pixels count as white paper; a mostly light picture is inverted)."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    grey = np.asarray(image.convert("L").resize((size, size), Image.LANCZOS), np.float32)
     if np.median(grey) > 127:  # mostly light: strokes drawn dark on light
         grey = 255 - grey
     return grey / 127.5 - 1

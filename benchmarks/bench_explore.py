@@ -86,6 +86,20 @@ def move_and_wait(page, elem_id, value, watched="mix-image"):
     return time.perf_counter() - start
 
 
+def draw_stroke(page, offsets=(0,)):
+    """With the mouse, on the explorer's canvas: a slanted stroke down its middle, once for each
+    sideways offset (pixels): several side by side make one thick stroke."""
+    page.locator("#sketch button[aria-label=Brush]").click()
+    box = page.locator("#sketch canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for offset in offsets:
+        page.mouse.move(x + offset - 20, y - 100)
+        page.mouse.down()
+        for t in range(-100, 101, 10):
+            page.mouse.move(x + offset + 0.2 * t, y + t)
+        page.mouse.up()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--moves", type=int, default=20)

@@ -1,6 +1,6 @@
 """Does projection keep a real digit, and its hand? project.py on MNIST test digits.
 
-    python benchmarks/bench_project.py --data data/mnist.npz      # 200 digits, the shipped generator
+    python benchmarks/bench_project.py --data data/mnist.npz   # 200 digits, the shipped generator
 
 Projects the first --n digits of MNIST's test set (one batch, project.py's steps and rate) with
 the shipped generator and measures, in the shipped classifier's features and with evaluate.py's
@@ -80,11 +80,13 @@ def main():
     width_projection, _ = evaluate.hand(projections)
     width_mix, _ = evaluate.hand(mixes)
     print(f"{args.n} MNIST test digits, {project.STEPS} steps at rate {project.LEARNING_RATE}:")
-    print(f"  the projection's class is the target's: {np.mean(classes(projections) == labels):.1%}")
+    kept = np.mean(classes(projections) == labels)
+    print(f"  the projection's class is the target's: {kept:.1%}")
     print(f"  pixels' mean squared error: {np.mean((projections[..., 0] - targets) ** 2):.4f} "
           f"(the nearest of 10,000 generated digits: "
           f"{nearest_sample_error(generator, targets):.4f})")
-    print(f"  stroke width r, projection with target: {evaluate.pearson(width_projection, width_target):.3f}")
+    r = evaluate.pearson(width_projection, width_target)
+    print(f"  stroke width r, projection with target: {r:.3f}")
     print(f"  as the column of a mix: the row's class kept in "
           f"{np.mean(classes(mixes) == classes(rows)):.1%}; the mix's width r with the target's "
           f"{evaluate.pearson(width_mix, width_target):.3f}")

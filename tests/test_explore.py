@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import evaluate
 import explore
 import stylegan
 from checkpoints import load_generator
@@ -105,8 +106,9 @@ def test_a_view_is_never_saved_into_a_training_run(mixer, tmp_path):
 
 def test_the_measured_facts_follow_the_split(mixer):
     facts = explore.measured_facts(explore.SHIPPED_GENERATOR, [0, 1, 2], 4)
-    assert "FID 6.04" in facts and "95% of pairs" in facts and "r 0.88" in facts
-    assert "22% of pairs" in explore.measured_facts(explore.SHIPPED_GENERATOR, [0], 4)
+    assert "FID 6.04" in facts and "row's digit in 95%" in facts and "r 0.88" in facts
+    assert "row's digit in 22%" in explore.measured_facts(explore.SHIPPED_GENERATOR, [0], 4)
+    assert "no mix" in explore.measured_facts(explore.SHIPPED_GENERATOR, [], 4)
 
 
 def test_a_model_without_measurements_says_how_to_make_them(tmp_path):
@@ -168,7 +170,7 @@ def test_the_page_in_a_browser_mixes_saves_and_refuses_bad_seeds(tmp_path):
             np.testing.assert_array_equal(shown(), mix_at(1))
             assert "Row (seed 3) gives: 7x7. Column (seed 8) gives: 14x14, 28x28, to_image" \
                 in page.locator("#gives").inner_text()
-            assert "22% of pairs" in page.locator("#facts").inner_text()
+            assert "row's digit in 22%" in page.locator("#facts").inner_text()
 
             page.locator("#save button, button#save").first.click()
             page.wait_for_function("() => document.querySelector('#status').innerText"
@@ -176,11 +178,29 @@ def test_the_page_in_a_browser_mixes_saves_and_refuses_bad_seeds(tmp_path):
             saved, = (tmp_path / "saved").iterdir()
             assert saved.name == "explore-row3-col8-rows7x7-psi1-noisefixed.png"
 
+            # a thin stroke drawn with the mouse, then a thick one, each used as the column:
+            # the mix (the row's 9, the column's to_image style) thickens with the drawing
+            widths = []
+            for offsets in ((0,), (-12, -6, 0, 6, 12)):
+                if widths:
+                    page.locator("#sketch button[aria-label='Clear canvas']").click()
+                browser_test.draw_stroke(page, offsets)
+                before = browser_test.image_src(page, "mix-image")
+                page.locator("button#use-col").click()
+                page.wait_for_function("(old) => document.querySelector('#mix-image img').src "
+                                       "!== old", arg=before, timeout=60_000)
+                assert "Column (your drawing)" in page.locator("#gives").inner_text()
+                widths.append(evaluate.hand(shown()[None, ::explore.ZOOM, ::explore.ZOOM]
+                                            / 127.5 - 1)[0][0])
+            assert widths[1] > 1.2 * widths[0], widths
+            page.locator("button#back").click()
+
             seed = page.locator("#row-seed input")
             seed.fill("-5")
             seed.press("Enter")
             page.wait_for_function("() => document.querySelector('#status').innerText"
                                    ".includes('give a whole number')", timeout=60_000)
+
             page.locator("#model textarea, #model input").first.fill("README.md")
             page.locator("button#load").click()
             page.wait_for_function("() => document.querySelector('#status').innerText"

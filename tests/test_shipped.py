@@ -36,8 +36,8 @@ def damaged_models(tmp_path, monkeypatch):
     return copy
 
 
-def test_a_damaged_shipped_generator_is_refused_in_one_line_naming_the_fix(damaged_models,
-                                                                         capsys):
+def test_a_damaged_shipped_generator_is_refused_in_one_line_naming_the_fix(
+        damaged_models, capsys):
     code = generate.main(["--model", str(damaged_models / "generator.keras"), "mix",
                           "--outdir", str(damaged_models.parent / "out")])
     err = capsys.readouterr().err
