@@ -98,3 +98,13 @@ def run_on_two_logical_cpus(script, *args):
     MirroredStrategy's tests run on), with the project importable."""
     return subprocess.run([sys.executable, "-c", TWO_LOGICAL_CPUS + script, str(ROOT),
                            *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def run_folder(tmp_path):
+    """A folder that holds a training run, as far as the scripts' guards can tell (a checkpoint
+    in its checkpoints/): where no figure or view may be written."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "ckpt-0001.json").write_text("{}")
+    return run

@@ -95,13 +95,10 @@ def test_a_saved_view_is_named_after_its_settings_and_never_written_over(mixer, 
                                   images[1])
 
 
-def test_a_view_is_never_saved_into_a_training_run(mixer, tmp_path):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "ckpt-0001.json").write_text("{}")  # a run's, as far as names go
+def test_a_view_is_never_saved_into_a_training_run(mixer, run_folder):
     with pytest.raises(UserError, match="training run"):
-        explore.save_view(mixer.view(1, 2, [0]), run / "figures", "x.png")
-    assert not (run / "figures").exists()
+        explore.save_view(mixer.view(1, 2, [0]), run_folder / "figures", "x.png")
+    assert not (run_folder / "figures").exists()
 
 
 def test_the_measured_facts_follow_the_split(mixer):
@@ -121,12 +118,9 @@ def test_a_model_without_measurements_says_how_to_make_them(tmp_path):
     (["--port", "0"], "--port 0"),
     (["--model", "models/generator.keras", "--outdir", "RUN/figures"], "training run"),
 ])
-def test_bad_arguments_give_one_line_before_any_page(flags, message, tmp_path, capsys,
+def test_bad_arguments_give_one_line_before_any_page(flags, message, run_folder, capsys,
                                                      monkeypatch):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "ckpt-0001.json").write_text("{}")  # a run's, as far as names go
-    flags = [flag.replace("RUN", str(run)) for flag in flags]
+    flags = [flag.replace("RUN", str(run_folder)) for flag in flags]
     monkeypatch.chdir(explore.Path(__file__).resolve().parent.parent)
     assert explore.main(flags) == 2
     err = capsys.readouterr().err

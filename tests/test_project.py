@@ -97,13 +97,10 @@ def test_a_bad_w_file_is_refused_in_one_line(make, message, tmp_path, capsys):
     (["--image", "missing.png"], "give an image file"),
     (["--mnist-test", "1", "--outdir", "RUN/figures"], "training run"),
 ])
-def test_bad_input_gives_one_line_before_any_work(flags, message, tmp_path, capsys,
+def test_bad_input_gives_one_line_before_any_work(flags, message, run_folder, capsys,
                                                   monkeypatch):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "ckpt-0001.json").write_text("{}")
     monkeypatch.chdir(utils.MODELS.parent)
-    flags = [flag.replace("RUN", str(run)) for flag in flags] + ["--data", str(SAMPLE)]
+    flags = [flag.replace("RUN", str(run_folder)) for flag in flags] + ["--data", str(SAMPLE)]
     assert project.main(flags) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
