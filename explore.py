@@ -290,7 +290,9 @@ def build_page(models, model_path, outdir):
         digit = project.digit_of(composite, mixer.ex.size)
         if (digit > 0).sum() < 5:
             return gr.skip(), "**Draw a digit on the canvas first.**"
-        w, losses = project.Projector(models.get(path).ex.generator)(digit[None])
+        drawing_mixer = models.get(path)
+        with drawing_mixer.lock:  # the noise layers must be whole while it projects
+            w, losses = project.Projector(drawing_mixer.ex.generator)(digit[None])
         return w[0].tolist(), f"Projected your drawing (pixels' squared error {losses[-1]:.4f})."
 
     def load(path):
@@ -332,6 +334,7 @@ def build_page(models, model_path, outdir):
                 use_row = gr.Button("Use my drawing as the row", elem_id="use-row")
                 use_col = gr.Button("Use my drawing as the column", elem_id="use-col")
                 back = gr.Button("Back to the seeds", elem_id="back")
+                drawing_status = gr.Markdown(elem_id="drawing-status")
         drawn_row, drawn_col = gr.State(None), gr.State(None)  # a projected w, as a list
         gives = gr.Markdown(elem_id="gives")
         status = gr.Markdown(elem_id="status")
@@ -361,10 +364,12 @@ def build_page(models, model_path, outdir):
         settings = [model, row, col, row_slots, psi, mode, quiet, drawn_row, drawn_col]
         shown = gr.State(None)  # (the three images on the page, their file name): what Save writes
         outputs = [row_image, mix_image, col_image, grid, gives, facts, shown, status]
-        for control in (row, col, row_slots, psi, mode, quiet, model):
+        for control in (row_slots, psi, mode, quiet, model):
             control.change(render, settings, outputs)
+        for seed, drawn in ((row, drawn_row), (col, drawn_col)):  # a seed replaces a drawing
+            seed.change(lambda: None, None, drawn).then(render, settings, outputs)
         for button, drawn in ((use_row, drawn_row), (use_col, drawn_col)):
-            button.click(project_drawing, [model, sketch], [drawn, status]).then(
+            button.click(project_drawing, [model, sketch], [drawn, drawing_status]).then(
                 render, settings, outputs)
         back.click(lambda: (None, None), None, [drawn_row, drawn_col]).then(
             render, settings, outputs)

@@ -50,7 +50,7 @@ from checkpoints import (CHECKPOINT_DIR, LOCK_NAME, add_generator_source,  # noq
                          write_new)
 from stylegan import COARSE_SIZE, crossover_at  # noqa: E402
 from utils import (OUT_DIR, ArgumentParser, UserError, can_create_in,  # noqa: E402
-                   check_fits_in_memory, file_mode, first_line, inspected, squeeze_channel,
+                   check_fits_in_memory, file_mode, inspected, squeeze_channel,
                    to_uint8)
 
 
@@ -100,14 +100,14 @@ class Explorer:
             raise UserError(f"--layers {spec}: no style layer of {self.n_style} is {spec}")
         return layers
 
-    def checked_w(self, arrays, flag):
+    def checked_w(self, arrays, paths, flag):
         """The w arrays of --row-w / --col-w (project.py's .npy files), each [n_style, w_dim]
         of this generator."""
         shape = (self.n_style, self.mapping.size)
-        for array in arrays:
+        for array, path in zip(arrays, paths or ()):
             if array.shape != shape:
-                raise UserError(f"{flag}: a w of shape {array.shape}; this generator takes "
-                                f"{shape} (project.py with this generator makes one)")
+                raise UserError(f"{flag} {path}: a w of shape {array.shape}; this generator "
+                                f"takes {shape} (project.py with this generator makes one)")
         return [array[None] for array in arrays]
 
     def crossover_layers(self, k):
@@ -173,8 +173,10 @@ def cmd_mix(ex, args):
                            f"Style mixing: {which} from seed {a}, the rest from seed {b}",
                            col_labels=[f"source A (seed {a})", "mix", f"source B (seed {b})"])
     rows, cols = args.rows, args.cols
-    w_rows = np.concatenate([ex.w(ex.z(rows)), *ex.checked_w(args.row_w_arrays, "--row-w")])
-    w_cols = np.concatenate([ex.w(ex.z(cols)), *ex.checked_w(args.col_w_arrays, "--col-w")])
+    w_rows = np.concatenate([ex.w(ex.z(rows)),
+                             *ex.checked_w(args.row_w_arrays, args.row_w, "--row-w")])
+    w_cols = np.concatenate([ex.w(ex.z(cols)),
+                             *ex.checked_w(args.col_w_arrays, args.col_w, "--col-w")])
     rows = [*(f"seed {s}" for s in rows), *(Path(f).stem for f in args.row_w or ())]
     cols = [*(f"seed {s}" for s in cols), *(Path(f).stem for f in args.col_w or ())]
     mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
@@ -637,8 +639,11 @@ def read_lists(args):
     if args.command == "mix" and args.crossover is None:
         parse_layers(args.layers)
     if args.command == "mix":
-        args.row_w_arrays = [read_w(path, "--row-w") for path in args.row_w or ()]
-        args.col_w_arrays = [read_w(path, "--col-w") for path in args.col_w or ()]
+        if args.pair and (args.row_w or args.col_w):
+            raise UserError("--pair takes two seeds; --row-w and --col-w add rows and columns "
+                            "to the grid: give one or the other")
+        args.row_w_arrays = [read_w(path, f"--row-w {path}") for path in args.row_w or ()]
+        args.col_w_arrays = [read_w(path, f"--col-w {path}") for path in args.col_w or ()]
 
 
 MAX_W_BYTES = 1_000_000  # a w of project.py: a few kilobytes
@@ -647,17 +652,21 @@ MAX_W_BYTES = 1_000_000  # a w of project.py: a few kilobytes
 def read_w(path, flag):
     """A w that project.py wrote: a .npy of finite numbers, [n_style, w_dim], read without
     pickles; its shape is checked against the generator once it is loaded."""
-    mode = file_mode(Path(path), flag, UserError)
+    mode = file_mode(Path(path), flag.split(" ")[0], UserError)
     if mode is None or not stat.S_ISREG(mode) or os.path.getsize(path) > MAX_W_BYTES:
-        raise UserError(f"{flag} {path}: give a .npy file that project.py wrote")
+        raise UserError(f"{flag}: give a .npy file that project.py wrote")
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise UserError(f"{flag} {path}: not a .npy array ({first_line(error)})") from None
-    if array.ndim != 2 or array.dtype.kind != "f" or not np.isfinite(array).all():
-        raise UserError(f"{flag} {path}: a w is a [style slots, w size] array of finite numbers,"
-                        f" this is {array.dtype} {array.shape}")
-    return array.astype(np.float32)
+    except (ValueError, OSError):
+        raise UserError(f"{flag}: not a .npy array of numbers") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise UserError(f"{flag}: an .npz archive; give the .npy that project.py wrote")
+    with np.errstate(over="ignore"):
+        w = array.astype(np.float32) if array.dtype.kind == "f" else array
+    if w.ndim != 2 or w.dtype.kind != "f" or not np.isfinite(w).all():
+        raise UserError(f"{flag}: a w is a [style slots, w size] array of finite float32 "
+                        f"numbers, this is {array.dtype} {array.shape}")
+    return w
 
 
 def check_figure_size(args):

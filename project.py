@@ -24,14 +24,16 @@ utils.quiet_tensorflow_start()  # before Keras loads it: TensorFlow's start-up c
 
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from PIL import Image, UnidentifiedImageError  # noqa: E402
+from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
 from checkpoints import add_generator_source, load_generator, write_new  # noqa: E402
-from utils import OUT_DIR, ArgumentParser, UserError, file_mode, inspected  # noqa: E402
+from utils import (OUT_DIR, ArgumentParser, UserError, can_create_in, file_mode,  # noqa: E402
+                   inspected)
 
 STEPS = 200  # Adam steps
 LEARNING_RATE = 0.05
@@ -100,18 +102,31 @@ def read_digit(path, size=28):
         raise UserError(f"--image {path}: larger than {MAX_IMAGE_BYTES:,} bytes; give a "
                         f"picture of one digit")
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > Image.MAX_IMAGE_PIXELS:
-                raise UserError(f"--image {path}: {image.width}x{image.height} pixels is too "
-                                f"many")
-            return digit_of(image, size)
-    except (UnidentifiedImageError, OSError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                digit = digit_of(ImageOps.exif_transpose(image), size)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"--image {path}: too many pixels for a picture of one digit") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UserError(f"--image {path}: not an image Pillow reads ({error})") from None
+    if (digit > 0).sum() < MIN_INK:
+        raise UserError(f"--image {path}: no digit in it (blank, or strokes the shade of the "
+                        f"ground)")
+    return digit
+
+
+MIN_INK = 5  # pixels of stroke, of 28 x 28, for a picture to hold a digit
 
 
 def digit_of(image, size=28):
     """A PIL image of one digit -> grey size x size in [-1, 1], light strokes on dark ground
-    (transparent pixels count as white paper; a mostly light picture is inverted)."""
+    (transparent pixels count as white paper; a mostly light picture is inverted; 16-bit and
+    float pictures are stretched to their own range)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, np.float64)
+        spread = max(values.max() - values.min(), 1e-12)
+        image = Image.fromarray(np.uint8(255 * (values - values.min()) / spread))
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         paper = Image.new("RGBA", image.size, "white")
         image = Image.alpha_composite(paper, image.convert("RGBA"))
@@ -123,12 +138,15 @@ def digit_of(image, size=28):
 
 def mnist_test_digit(index, data=None):
     """(digit in [-1, 1], its label) of MNIST's test set, from the MNIST train.py finds."""
-    from mnist_ds import DataError, locate_mnist, read_mnist_npz
+    from mnist_ds import DataError, check_labels, locate_mnist, read_mnist_npz
 
     try:
-        (_, _), (x_test, y_test) = read_mnist_npz(locate_mnist(data))
+        path = locate_mnist(data)
+        mnist = read_mnist_npz(path)
+        check_labels(mnist, path)
     except DataError as error:
         raise UserError(str(error)) from None
+    (_, _), (x_test, y_test) = mnist
     if not 0 <= index < len(x_test):
         raise UserError(f"--mnist-test {index}: the test set has digits 0 to {len(x_test) - 1}")
     return x_test[index].astype(np.float32) / 127.5 - 1, int(y_test[index])
@@ -164,15 +182,21 @@ def parse_args(argv=None):
 
 
 def check_args(args):
+    """The flags and the target, before the generator loads: (target, label or None, name)."""
     if not 1 <= args.steps <= 100_000:
         raise UserError(f"--steps must be in [1, 100,000], got {args.steps}")
-    import generate  # its run-folder guard: a run's folder holds the run's files only
+    if args.image is not None and args.data:
+        raise UserError("--data is read for --mnist-test only: leave it out with --image")
+    import generate  # its run-folder guard and its short names
 
-    if generate.run_folder_of(Path(args.outdir)):
-        raise UserError(f"--outdir {args.outdir} is inside a training run's folder: give "
-                        f"another")
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir() or not can_create_in(outdir):
+        raise UserError(f"--outdir {outdir}: cannot write there; give a writable folder")
+    if generate.run_folder_of(outdir):
+        raise UserError(f"--outdir {outdir} is inside a training run's folder: give another")
     if args.image is not None:
-        return read_digit(args.image), None, f"project-{Path(args.image).stem}"
+        name = generate.short_stem(f"project-{Path(args.image).stem}")
+        return read_digit(args.image), None, name
     target, label = mnist_test_digit(args.mnist_test, args.data)
     return target, label, f"project-mnist-test{args.mnist_test}"
 
@@ -185,21 +209,25 @@ def main(argv=None):
         if tuple(generator.output.shape[1:]) != (*target.shape, 1):
             raise UserError(f"the generator makes {tuple(generator.output.shape[1:])} images; "
                             f"projection takes grey {target.shape[0]}x{target.shape[1]} digits")
-        outdir = Path(args.outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     projector = Projector(generator, steps=args.steps)
     start = time.perf_counter()
-    w, losses = projector(target[None])
+    try:
+        w, losses = projector(target[None])
+    except KeyboardInterrupt:  # nothing is written before the projection ends
+        return 130
     seconds = time.perf_counter() - start
     projection = projector.images(w)[0]
     about = f" (a {label})" if label is not None else ""
     try:
+        outdir = Path(args.outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
         npy = write_new(outdir / f"{name}.npy", lambda tmp: np.save(tmp, w[0]))
-        png = save_picture(target, projection, losses, outdir / f"{name}.png",
-                           f"{name}{about}: {args.steps} steps, pixels' MSE {losses[-1]:.4f}")
+        png = save_picture(target, projection, losses, npy.with_suffix(".png"),  # one stem
+                           f"{npy.stem}{about}: {args.steps} steps, pixels' MSE "
+                           f"{losses[-1]:.4f}")
     except OSError as error:
         print(f"error: cannot write {error.filename} ({error.strerror})", file=sys.stderr)
         return 1

@@ -75,9 +75,18 @@ def test_a_projected_w_is_a_column_of_generate_mix(generator, tmp_path):
     assert (tmp_path / "mix-rows1-2-cols3-colwmine-grid.png").is_file()
 
 
+def test_pair_and_w_sources_are_not_given_together(tmp_path, capsys):
+    np.save(tmp_path / "w.npy", np.zeros((4, 128), np.float32))
+    assert generate.main(["--outdir", str(tmp_path), "mix", "--pair", "1", "2", "--col-w",
+                          str(tmp_path / "w.npy")]) == 2
+    assert "give one or the other" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: np.save(p, np.zeros((3, 128), np.float32)), "this generator takes (4, 128)"),
-    (lambda p: np.save(p, np.full((4, 128), np.nan, np.float32)), "finite numbers"),
+    (lambda p: np.save(p, np.full((4, 128), np.nan, np.float32)), "finite float32 numbers"),
+    (lambda p: np.save(p, np.full((4, 128), 1e300)), "finite float32 numbers"),  # inf in float32
+    (lambda p: np.savez(open(p, "wb"), w=np.zeros((4, 128))), "an .npz archive"),
     (lambda p: np.save(p, np.array([{"a": 1}], dtype=object)), "not a .npy array"),
     (lambda p: p.write_text("not numpy"), "not a .npy array"),
 ])
@@ -95,12 +104,19 @@ def test_a_bad_w_file_is_refused_in_one_line(make, message, tmp_path, capsys):
     (["--mnist-test", "1", "--steps", "0"], "--steps must be in"),
     (["--image", "README.md"], "not an image"),
     (["--image", "missing.png"], "give an image file"),
+    (["--image", "BLANK"], "no digit in it"),
+    (["--mnist-test", "1", "--outdir", "README.md"], "cannot write there"),
+    (["--image", "BLANK", "--data", "x.npz"], "--data is read for --mnist-test only"),
     (["--mnist-test", "1", "--outdir", "RUN/figures"], "training run"),
 ])
 def test_bad_input_gives_one_line_before_any_work(flags, message, run_folder, capsys,
                                                   monkeypatch):
     monkeypatch.chdir(utils.MODELS.parent)
-    flags = [flag.replace("RUN", str(run_folder)) for flag in flags] + ["--data", str(SAMPLE)]
+    blank = run_folder.parent / "blank.png"
+    Image.new("L", (28, 28), 255).save(blank)
+    flags = [flag.replace("RUN", str(run_folder)).replace("BLANK", str(blank)) for flag in flags]
+    if "--mnist-test" in flags:
+        flags += ["--data", str(SAMPLE)]
     assert project.main(flags) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
