@@ -15,8 +15,8 @@ space the mapping network fills, as the grid's sources are. The noise inputs sta
 (generate.py's noise image). The distance minimised is the pixels' mean squared error alone.
 Measured on 200 MNIST test digits (docs/results.md, "Projection"): one free w per slot remakes
 the pixels closer, but mixed into other digits as their column it broke the rows' digits more
-often (87.5% kept against 92.5%); adding the evaluation classifier's features to the distance
-kept the class no better (99.5% already) and followed the stroke width less.
+often (87.5% kept against 92.5%); adding the evaluation classifier's features to that distance
+kept the class no better (100% with or without them) and followed the stroke width less.
 """
 import utils  # noqa: E402
 
