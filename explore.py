@@ -34,7 +34,7 @@ import project  # noqa: E402
 import stylegan  # noqa: E402
 from checkpoints import load_generator, write_new  # noqa: E402
 from utils import (OUT_DIR, SHIPPED_GENERATOR, ArgumentParser, UserError,  # noqa: E402
-                   can_create_in, first_line, inspected, to_uint8)
+                   first_line, inspected, to_uint8)
 
 ZOOM = 8  # a 28-pixel digit is shown 224 pixels wide
 GRID_ROWS, GRID_COLS = list(range(1, 6)), list(range(6, 11))  # generate.py mix's seeds
@@ -428,11 +428,7 @@ def make_page(args):
         raise UserError(f"--port {args.port}: give a port from 1 to 65535")
     if not args.model:
         raise UserError("--model: give the path of a generator.keras")
-    outdir = Path(args.outdir)
-    if outdir.exists() and not outdir.is_dir() or not can_create_in(outdir):
-        raise UserError(f"--outdir {outdir}: cannot write there; give a writable folder")
-    if generate.run_folder_of(outdir):
-        raise UserError(f"--outdir {outdir} is inside a training run's folder: give another")
+    outdir = generate.check_outdir(args.outdir)
     if importlib.util.find_spec("gradio") is None:
         raise UserError("the explorer needs Gradio: pip install -r requirements-explorer.txt")
     try:

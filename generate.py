@@ -736,6 +736,17 @@ def check_output(args):
     return folder
 
 
+def check_outdir(outdir):
+    """--outdir of project.py and explore.py: a folder this user can write, or make, outside
+    every training run (whose folder holds the run's own files)."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir() or not can_create_in(outdir):
+        raise UserError(f"--outdir {outdir}: cannot write there; give a writable folder")
+    if run_folder_of(outdir):
+        raise UserError(f"--outdir {outdir} is inside a training run's folder: give another")
+    return outdir
+
+
 def run_folder_of(folder):
     """The training run's folder that holds `folder`, or None: `folder` itself if it holds a
     run's lock file or checkpoints/ folder, or any folder above it with checkpoints in its

@@ -32,8 +32,7 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
 
 from checkpoints import add_generator_source, load_generator, write_new  # noqa: E402
-from utils import (OUT_DIR, ArgumentParser, UserError, can_create_in, file_mode,  # noqa: E402
-                   inspected)
+from utils import OUT_DIR, ArgumentParser, UserError, file_mode, inspected  # noqa: E402
 
 STEPS = 200  # Adam steps
 LEARNING_RATE = 0.05
@@ -187,13 +186,9 @@ def check_args(args):
         raise UserError(f"--steps must be in [1, 100,000], got {args.steps}")
     if args.image is not None and args.data:
         raise UserError("--data is read for --mnist-test only: leave it out with --image")
-    import generate  # its run-folder guard and its short names
+    import generate  # its output-folder checks and its short names
 
-    outdir = Path(args.outdir)
-    if outdir.exists() and not outdir.is_dir() or not can_create_in(outdir):
-        raise UserError(f"--outdir {outdir}: cannot write there; give a writable folder")
-    if generate.run_folder_of(outdir):
-        raise UserError(f"--outdir {outdir} is inside a training run's folder: give another")
+    generate.check_outdir(args.outdir)
     if args.image is not None:
         name = generate.short_stem(f"project-{Path(args.image).stem}")
         return read_digit(args.image), None, name
