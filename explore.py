@@ -219,7 +219,7 @@ def save_view(images, outdir, name):
 # ---------------------------------------------------------------------------------------------
 class Models:
     """The generators the page has loaded, by path (loaded once: a Keras model is not copied
-    into each browser session's state)."""
+    into each visitor's page state)."""
 
     def __init__(self):
         self.loaded = {}

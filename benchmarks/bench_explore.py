@@ -114,7 +114,7 @@ def main():
             browser, page = open_page(playwright, url)
             if args.screenshot:
                 page.screenshot(path=args.screenshot, full_page=True)
-            move_and_wait(page, "split", 1)  # the first request of a session: not timed
+            move_and_wait(page, "split", 1)  # the page's first request: not timed
             times = [move_and_wait(page, "split", 2 + i % 2) for i in range(args.moves)]
             browser.close()
     finally:
