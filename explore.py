@@ -93,8 +93,7 @@ class Mixer:
         """generate.py mix's grid, unlabelled: the column sources along the top, the row sources
         down the left, each mix where they cross; uint8 [(rows + 1) * 28, (cols + 1) * 28]."""
         w_rows, w_cols = self.w(rows, psi), self.w(cols, psi)
-        mixes = self.ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
-                            row_slots)
+        mixes = self.ex.mix_grid(w_rows, w_cols, row_slots)
         top, left = self.draw(w_cols, mode, quiet), self.draw(w_rows, mode, quiet)
         cells = np.zeros((len(rows) + 1, len(cols) + 1, *top.shape[1:]), np.uint8)
         cells[0, 1:], cells[1:, 0] = top, left

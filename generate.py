@@ -121,6 +121,11 @@ class Explorer:
         from_rows = np.isin(np.arange(self.n_style), layers)
         return np.asarray(stylegan.mix_styles(w_rows, w_cols, from_rows))
 
+    def mix_grid(self, w_rows, w_cols, layers):
+        """The w of every row's mix with every column, row by row: [rows * cols, n_style, w]."""
+        return self.mix(np.repeat(w_rows, len(w_cols), 0), np.tile(w_cols, (len(w_rows), 1, 1)),
+                        layers)
+
 
 # ---------------------------------------------------------------------------------------------
 # Figures
@@ -179,8 +184,7 @@ def cmd_mix(ex, args):
                              *ex.checked_w(args.col_w_arrays, args.col_w, "--col-w")])
     rows = [*(f"seed {s}" for s in rows), *(Path(f).stem for f in args.row_w or ())]
     cols = [*(f"seed {s}" for s in cols), *(Path(f).stem for f in args.col_w or ())]
-    mixes = ex.from_w(ex.mix(np.repeat(w_rows, len(cols), 0), np.tile(w_cols, (len(rows), 1, 1)),
-                             layers))
+    mixes = ex.from_w(ex.mix_grid(w_rows, w_cols, layers))
     col_sources = squeeze_channel(ex.from_w(w_cols))
     image_shape = col_sources.shape[1:]
     cells = np.full((len(rows) + 1, len(cols) + 1, *image_shape), -1.0, np.float32)
